@@ -3,8 +3,8 @@ package pyembed
 import (
 	"fmt"
 
-	"github.com/go-viper/mapstructure/v2"
 	python3 "github.com/go-python/cpy3"
+	"github.com/go-viper/mapstructure/v2"
 )
 
 // Object is a reference to a Python object. Release it with Close when done;

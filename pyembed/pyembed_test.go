@@ -108,6 +108,28 @@ func TestRoundTripValues(t *testing.T) {
 	}
 }
 
+func TestStructsBecomeDicts(t *testing.T) {
+	mod := testmod(t)
+	type spec struct {
+		Name  string `json:"name"`
+		Shape []any  `json:"shape"`
+		Skip  string `json:"skip,omitempty"`
+	}
+	res, err := mod.CallMethod("echo", spec{Name: "x", Shape: []any{"batch", 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	got, err := res.Value()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"name": "x", "shape": []any{"batch", int64(3)}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %#v, want %#v", got, want)
+	}
+}
+
 func TestTuplesAndKwargs(t *testing.T) {
 	mod := testmod(t)
 	res, err := mod.CallMethod("echo", 1, "two", Kwargs{"three": 3.0})
@@ -223,8 +245,8 @@ func TestUnconvertibleValues(t *testing.T) {
 	if _, err := deep.Value(); err == nil || !strings.Contains(err.Error(), "deeper") {
 		t.Errorf("deep nesting: %v", err)
 	}
-	if _, err := mod.CallMethod("echo", struct{}{}); err == nil {
-		t.Error("a Go struct was passed to Python without error")
+	if _, err := mod.CallMethod("echo", make(chan int)); err == nil {
+		t.Error("a Go channel was passed to Python without error")
 	}
 	if _, err := mod.CallMethod("echo", map[int]int{1: 1}); err == nil {
 		t.Error("a map with int keys was passed to Python without error")

@@ -6,6 +6,8 @@ package pyembed
 import "C"
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -20,7 +22,8 @@ const maxDepth = 64
 
 // toPython converts a Go value into a new Python reference: nil, bools,
 // integers, floats, strings, []byte, slices and arrays (to lists), maps
-// with string keys (to dicts) and *Object (the object itself).
+// with string keys and structs (to dicts, structs as encoding/json sees
+// them) and *Object (the object itself).
 func toPython(v any, depth int) (*python3.PyObject, error) {
 	if depth > maxDepth {
 		return nil, fmt.Errorf("value nested deeper than %d levels", maxDepth)
@@ -95,6 +98,12 @@ func toPython(v any, depth int) (*python3.PyObject, error) {
 			return python3.Py_None, nil
 		}
 		return toPython(rv.Elem().Interface(), depth+1)
+	case reflect.Struct:
+		plain, err := structToMap(v)
+		if err != nil {
+			return nil, err
+		}
+		return toPython(plain, depth+1)
 	}
 	return nil, fmt.Errorf("cannot convert %T to Python", v)
 }
@@ -165,6 +174,42 @@ func fromPython(obj *python3.PyObject, depth int) (any, error) {
 	typ := obj.Type()
 	defer typ.DecRef()
 	return nil, fmt.Errorf("pyembed: cannot convert a Python %s to a Go value", typeName(typ))
+}
+
+// structToMap turns a struct into a map as encoding/json sees it (json tags
+// and omitempty apply), keeping integers as integers.
+func structToMap(v any) (map[string]any, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("cannot convert %T to Python: %w", v, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("cannot convert %T to Python: %w", v, err)
+	}
+	return numbersToGo(m).(map[string]any), nil
+}
+
+func numbersToGo(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		for i := range x {
+			x[i] = numbersToGo(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = numbersToGo(x[k])
+		}
+	}
+	return v
 }
 
 // bytesToPython copies b into a new Python bytes object.

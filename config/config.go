@@ -1,0 +1,304 @@
+// Package config loads onnx2pt's settings: defaults, then the config file,
+// then ONNX2PT_* environment variables, then flags (viper's precedence), and
+// validates them before any Python starts.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix starts every environment variable that overrides a setting:
+// python.venv is ONNX2PT_PYTHON_VENV.
+const EnvPrefix = "ONNX2PT"
+
+// Config is the whole configuration.
+type Config struct {
+	Python PythonConfig `mapstructure:"python"`
+	Verify VerifyConfig `mapstructure:"verify"`
+	Log    LogConfig    `mapstructure:"log"`
+	Models []Model      `mapstructure:"models"`
+
+	// File is the config file that was read, if any.
+	File string `mapstructure:"-"`
+}
+
+// PythonConfig says which interpreter and virtualenv to use.
+type PythonConfig struct {
+	// Interpreter creates the virtualenv; empty means the one onnx2pt was
+	// built against.
+	Interpreter string `mapstructure:"interpreter"`
+	// Venv is the virtualenv directory.
+	Venv string `mapstructure:"venv"`
+	// Requirements is a requirements file; empty means the one built in.
+	Requirements string `mapstructure:"requirements"`
+}
+
+// VerifyConfig says how converted models are probed and checked.
+type VerifyConfig struct {
+	// BatchSizes fill symbolic dimensions of the inputs, one probe each.
+	BatchSizes []int `mapstructure:"batch_sizes"`
+	// Dims gives sizes for named symbolic dimensions (other than batch).
+	Dims map[string]int `mapstructure:"dims"`
+	// Atol and Rtol bound |torch - onnxruntime| <= atol + rtol*|onnxruntime|.
+	Atol float64 `mapstructure:"atol"`
+	Rtol float64 `mapstructure:"rtol"`
+	// Seed makes the probe tensors reproducible.
+	Seed int `mapstructure:"seed"`
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// Model is one conversion: an ONNX file in, a PyTorch file out.
+type Model struct {
+	Input  string `mapstructure:"input"`
+	Output string `mapstructure:"output"`
+	// Verify overrides the global verification settings for this model.
+	Verify *VerifyOverride `mapstructure:"verify"`
+}
+
+// VerifyOverride holds per-model verification settings; unset fields keep
+// the global value.
+type VerifyOverride struct {
+	BatchSizes []int          `mapstructure:"batch_sizes"`
+	Dims       map[string]int `mapstructure:"dims"`
+	Atol       *float64       `mapstructure:"atol"`
+	Rtol       *float64       `mapstructure:"rtol"`
+	Seed       *int           `mapstructure:"seed"`
+}
+
+// Defaults are the settings used where nothing else sets them.
+func Defaults(v *viper.Viper) {
+	v.SetDefault("python.interpreter", "")
+	v.SetDefault("python.venv", ".venv")
+	v.SetDefault("python.requirements", "")
+	v.SetDefault("verify.batch_sizes", []int{1, 4})
+	v.SetDefault("verify.dims", map[string]int{})
+	v.SetDefault("verify.atol", 1e-5)
+	v.SetDefault("verify.rtol", 1e-4)
+	v.SetDefault("verify.seed", 0)
+	v.SetDefault("log.level", "info")
+	v.SetDefault("log.format", "text")
+}
+
+// NewViper returns a viper with defaults and environment overrides set up.
+func NewViper() *viper.Viper {
+	v := viper.New()
+	Defaults(v)
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	return v
+}
+
+// Load reads file (if not empty) into v and decodes the result, refusing
+// keys it does not know.
+func Load(v *viper.Viper, file string) (*Config, error) {
+	if file != "" {
+		v.SetConfigFile(file)
+		if err := v.ReadInConfig(); err != nil {
+			var notFound *os.PathError
+			if errors.As(err, &notFound) {
+				return nil, &UsageError{Where: file, Problems: []string{"config file not found (check --config or ONNX2PT_CONFIG)"}}
+			}
+			return nil, &UsageError{Where: file, Problems: []string{err.Error()}}
+		}
+	}
+	var cfg Config
+	decodeErr := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
+		dc.ErrorUnused = true
+	})
+	if decodeErr != nil {
+		return nil, &UsageError{Where: describeFile(file), Problems: tidyDecodeError(decodeErr)}
+	}
+	cfg.File = file
+	return &cfg, nil
+}
+
+// Effective returns the verification settings for m: the global ones with
+// m's overrides applied.
+func (c *Config) Effective(m Model) VerifyConfig {
+	out := c.Verify
+	if o := m.Verify; o != nil {
+		if o.BatchSizes != nil {
+			out.BatchSizes = o.BatchSizes
+		}
+		if o.Dims != nil {
+			out.Dims = o.Dims
+		}
+		if o.Atol != nil {
+			out.Atol = *o.Atol
+		}
+		if o.Rtol != nil {
+			out.Rtol = *o.Rtol
+		}
+		if o.Seed != nil {
+			out.Seed = *o.Seed
+		}
+	}
+	return out
+}
+
+// Validate checks everything that can be checked without Python and
+// returns all problems at once.
+func (c *Config) Validate() error {
+	var problems []string
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	where := describeFile(c.File)
+
+	if c.Python.Venv == "" {
+		add("python.venv: must not be empty")
+	}
+	if c.Python.Requirements != "" {
+		if _, err := os.Stat(c.Python.Requirements); err != nil {
+			add("python.requirements: %s does not exist", c.Python.Requirements)
+		}
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "trace", "debug", "info", "warn", "warning", "error":
+	default:
+		add("log.level: %q is not one of trace, debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		add("log.format: %q is not text or json", c.Log.Format)
+	}
+	validateVerify("verify", c.Verify, add)
+
+	if len(c.Models) == 0 {
+		add("models: no models to convert (list them in the config file or pass --input)")
+	}
+	outputs := map[string]int{}
+	for i, m := range c.Models {
+		key := fmt.Sprintf("models[%d]", i)
+		if m.Input == "" {
+			add("%s.input: missing", key)
+		} else if st, err := os.Stat(m.Input); err != nil {
+			add("%s.input: %s does not exist", key, m.Input)
+		} else if st.IsDir() {
+			add("%s.input: %s is a directory, not an ONNX file", key, m.Input)
+		}
+		if m.Output == "" {
+			add("%s.output: missing", key)
+		} else {
+			abs, _ := filepath.Abs(m.Output)
+			if j, dup := outputs[abs]; dup {
+				add("%s.output: %s is also the output of models[%d]", key, m.Output, j)
+			}
+			outputs[abs] = i
+			if err := writableDir(filepath.Dir(abs)); err != nil {
+				add("%s.output: %v", key, err)
+			}
+		}
+		if m.Input != "" && m.Output != "" && sameFile(m.Input, m.Output) {
+			add("%s.output: same file as the input", key)
+		}
+		validateVerify(key+".verify", c.Effective(m), add)
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return &UsageError{Problems: problems, Where: where}
+}
+
+func validateVerify(key string, v VerifyConfig, add func(string, ...any)) {
+	if len(v.BatchSizes) == 0 {
+		add("%s.batch_sizes: at least one batch size is needed", key)
+	}
+	for _, b := range v.BatchSizes {
+		if b < 1 || b > 1<<16 {
+			add("%s.batch_sizes: %d is not between 1 and 65536", key, b)
+		}
+	}
+	for name, d := range v.Dims {
+		if d < 1 {
+			add("%s.dims.%s: %d is not a positive size", key, name, d)
+		}
+	}
+	if v.Atol < 0 || v.Atol >= 1 {
+		add("%s.atol: %g is not in [0, 1)", key, v.Atol)
+	}
+	if v.Rtol < 0 || v.Rtol >= 1 {
+		add("%s.rtol: %g is not in [0, 1)", key, v.Rtol)
+	}
+	if v.Atol == 0 && v.Rtol == 0 {
+		add("%s: atol and rtol are both 0; floating-point results never match exactly", key)
+	}
+}
+
+func writableDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("directory %s does not exist", dir)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	f, err := os.CreateTemp(dir, ".onnx2pt-write-test-")
+	if err != nil {
+		return fmt.Errorf("directory %s is not writable", dir)
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
+func sameFile(a, b string) bool {
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	if err1 == nil && err2 == nil {
+		return os.SameFile(sa, sb)
+	}
+	aa, _ := filepath.Abs(a)
+	ab, _ := filepath.Abs(b)
+	return aa == ab
+}
+
+func describeFile(file string) string {
+	if file == "" {
+		return "settings"
+	}
+	return file
+}
+
+// tidyDecodeError splits mapstructure's error into one problem per key,
+// naming keys as they are written in the file.
+func tidyDecodeError(err error) []string {
+	lines := strings.Split(err.Error(), "\n")
+	var out []string
+	for _, l := range lines {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*"))
+		if l == "" || strings.HasPrefix(l, "decoding failed") || strings.HasSuffix(l, "error(s) decoding:") {
+			continue
+		}
+		out = append(out, strings.TrimSpace(l))
+	}
+	if len(out) == 0 {
+		return []string{err.Error()}
+	}
+	return out
+}
+
+// UsageError is a problem with the settings: exit code 2.
+type UsageError struct {
+	Where    string
+	Problems []string
+}
+
+func (e *UsageError) Error() string {
+	if len(e.Problems) == 1 {
+		return e.Where + ": " + e.Problems[0]
+	}
+	return fmt.Sprintf("%s: %d problems:\n  - %s", e.Where, len(e.Problems), strings.Join(e.Problems, "\n  - "))
+}

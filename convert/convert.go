@@ -1,0 +1,302 @@
+// Package convert drives one model's conversion, step by step, through the
+// Python helpers running in the embedded interpreter, and turns what they
+// return into a report.Report.
+package convert
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/onnx2pt/onnx2pt/config"
+	"github.com/onnx2pt/onnx2pt/pyembed"
+	"github.com/onnx2pt/onnx2pt/python"
+	"github.com/onnx2pt/onnx2pt/report"
+)
+
+// userErrorType is the Python exception the helpers raise for problems with
+// the user's input; its message is shown as is, without a traceback.
+const userErrorType = "onnx2pt_py.errors.UserError"
+
+// Session converts models with one warm interpreter: Python starts and
+// torch is imported once, however many models follow.
+type Session struct {
+	ip       *pyembed.Interpreter
+	job      *pyembed.Object // the onnx2pt_py.job module
+	versions map[string]string
+	tool     report.Tool
+	log      logrus.FieldLogger
+}
+
+// Open prepares a session on a started interpreter whose sys.path holds the
+// helpers (see python.Install).
+func Open(ip *pyembed.Interpreter, toolVersion string, log logrus.FieldLogger) (*Session, error) {
+	job, err := ip.Import("onnx2pt_py.job")
+	if err != nil {
+		return nil, fmt.Errorf("loading the Python helpers: %w", err)
+	}
+	s := &Session{ip: ip, job: job, log: log}
+	var warm bool
+	if err := callInto(job, "warm_up", &warm); err != nil {
+		job.Close()
+		return nil, fmt.Errorf("importing torch, onnx2torch and onnxruntime: %w", err)
+	}
+	if err := callInto(job, "versions", &s.versions); err != nil {
+		job.Close()
+		return nil, err
+	}
+	s.tool = report.Tool{
+		Name:          "onnx2pt",
+		Version:       toolVersion,
+		GoVersion:     runtime.Version(),
+		LinkedPython:  pyembed.LinkedVersion(),
+		HelperVersion: python.Version(),
+	}
+	return s, nil
+}
+
+// Versions are the Python side's package versions.
+func (s *Session) Versions() map[string]string { return s.versions }
+
+// Close releases the session's Python objects.
+func (s *Session) Close() { s.job.Close() }
+
+// Error is a failed conversion. Its message is one line naming the model
+// and what to do; Detail holds a Python traceback when there is one.
+type Error struct {
+	Input  string
+	Stage  string
+	Msg    string
+	Detail string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Convert converts m.Input to m.Output and verifies the result. Outputs are
+// written to temporary files and renamed into place only after
+// verification passed, so a failed run leaves existing outputs untouched.
+func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyConfig) (*report.Report, error) {
+	log := s.log.WithField("model", m.Input)
+	r := &run{s: s, log: log, input: m.Input, rep: &report.Report{
+		Tool: s.tool, StartedAt: time.Now().UTC(), Versions: s.versions,
+	}}
+	start := time.Now()
+	defer r.cleanup()
+
+	log.Infof("Loading ONNX model from %s", m.Input)
+	job, err := s.job.CallMethod("ConversionJob", m.Input, pyembed.Kwargs{
+		"batch_sizes": v.BatchSizes, "dims": v.Dims, "seed": v.Seed,
+	})
+	if err != nil {
+		return nil, r.fail("load", err)
+	}
+	defer job.Close()
+
+	if err := r.step(ctx, "load", job, "load", &r.rep.Source); err != nil {
+		return nil, err
+	}
+	src := &r.rep.Source
+	log.WithFields(logrus.Fields{"opset": src.Opset, "ir_version": src.IRVersion, "nodes": src.Nodes}).
+		Debugf("ONNX ops: %s", histogram(src.OpHistogram))
+
+	log.Infof("Converting to PyTorch with onnx2torch %s...", s.versions["onnx2torch"])
+	if err := r.step(ctx, "convert", job, "convert", &r.rep.Weights); err != nil {
+		return nil, err
+	}
+	log.Info("Model converted successfully")
+	for _, in := range src.Inputs {
+		log.WithField("input", in.Name).Infof("Input shape: %s", in.ShapeString())
+	}
+	for _, out := range src.Outputs {
+		log.WithField("output", out.Name).Infof("Output shape: %s", out.ShapeString())
+	}
+	w := r.rep.Weights
+	log.WithFields(logrus.Fields{
+		"parameters": w.Parameters, "trainable": w.TrainableParameters,
+		"weight_buffers": w.WeightBuffers, "batchnorm_statistics": w.NormalizationStatistics,
+	}).Infof("Parameters: %d (%d in parameters, %d in weight buffers)", w.Total, w.Parameters, w.WeightBuffers)
+
+	if err := r.step(ctx, "probe", job, "probe", &r.rep.Probes); err != nil {
+		return nil, err
+	}
+	for _, p := range r.rep.Probes {
+		log.Debugf("Probe with batch %d: inputs %v, outputs %v", p.Batch, p.InputShapes, p.OutputShapes)
+	}
+
+	out := &r.rep.Output
+	out.Path = m.Output
+	out.StateDictPath = stateDictPath(m.Output)
+	out.ReportPath = report.Path(m.Output)
+	tmpModel, tmpState := r.temp(out.Path), r.temp(out.StateDictPath)
+	var saved struct {
+		SHA256 string `json:"sha256"`
+	}
+	metadata := map[string]any{
+		"created_by": "onnx2pt " + s.tool.Version,
+		"source":     map[string]any{"file": filepath.Base(m.Input), "sha256": src.SHA256},
+		"opset":      src.Opset,
+		"inputs":     src.Inputs,
+		"outputs":    src.Outputs,
+		"versions":   s.versions,
+	}
+	if err := r.step(ctx, "save", job, "save", &saved, tmpModel, tmpState, metadata); err != nil {
+		return nil, err
+	}
+	out.SHA256 = saved.SHA256
+
+	ver := &r.rep.Verification
+	if err := r.step(ctx, "verify", job, "verify", ver, tmpModel, saved.SHA256, v.Atol, v.Rtol); err != nil {
+		return nil, err
+	}
+	for _, o := range ver.Outputs {
+		log.WithFields(logrus.Fields{"output": o.Name, "max_rel_diff": fmtDiff(o.MaxRelDiff), "atol": ver.Atol, "rtol": ver.Rtol}).
+			Infof("Max abs diff vs onnxruntime: %s", fmtDiff(o.MaxAbsDiff))
+	}
+	if !ver.Passed {
+		return nil, &Error{Input: m.Input, Stage: "verify", Msg: fmt.Sprintf(
+			"%s: the converted model's outputs differ from onnxruntime beyond tolerance (%s; atol %g, rtol %g); nothing was written",
+			m.Input, worst(ver.Outputs), ver.Atol, ver.Rtol)}
+	}
+
+	if err := r.publish(tmpModel, out.Path); err != nil {
+		return nil, err
+	}
+	if err := r.publish(tmpState, out.StateDictPath); err != nil {
+		return nil, err
+	}
+	log.Infof("Saved to %s", out.Path)
+	out.SizeBytes = fileSize(out.Path)
+	out.StateDictSizeBytes = fileSize(out.StateDictPath)
+	r.rep.TotalSeconds = time.Since(start).Seconds()
+	if err := report.Write(out.ReportPath, r.rep); err != nil {
+		return nil, &Error{Input: m.Input, Stage: "report", Msg: fmt.Sprintf("writing report %s: %v", out.ReportPath, err)}
+	}
+	log.Debugf("Report written to %s", out.ReportPath)
+	return r.rep, nil
+}
+
+// run is the state of one Convert call.
+type run struct {
+	s     *Session
+	log   logrus.FieldLogger
+	input string
+	rep   *report.Report
+	temps []string
+}
+
+// step calls job.method(args...), times it as stage and decodes its result.
+func (r *run) step(ctx context.Context, stage string, job *pyembed.Object, method string, out any, args ...any) error {
+	if err := ctx.Err(); err != nil {
+		return &Error{Input: r.input, Stage: stage, Msg: fmt.Sprintf("%s: interrupted before %s", r.input, stage)}
+	}
+	t := time.Now()
+	err := callInto(job, method, out, args...)
+	r.rep.Timings = append(r.rep.Timings, report.Timing{Stage: stage, Seconds: time.Since(t).Seconds()})
+	if err != nil {
+		return r.fail(stage, err)
+	}
+	return nil
+}
+
+// fail turns err into an *Error: the helpers' UserError messages as they
+// are, anything else as a one-line summary with the traceback as detail.
+func (r *run) fail(stage string, err error) error {
+	var pe *pyembed.Error
+	if !errors.As(err, &pe) {
+		return &Error{Input: r.input, Stage: stage, Msg: fmt.Sprintf("%s: %s failed: %v", r.input, stage, err)}
+	}
+	if pe.Type == userErrorType {
+		return &Error{Input: r.input, Stage: stage, Msg: pe.Message, Detail: pe.Traceback}
+	}
+	msg := pe.Message
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	return &Error{Input: r.input, Stage: stage, Detail: pe.Traceback,
+		Msg: fmt.Sprintf("%s: %s failed: %s: %s (run with --verbose for the traceback)", r.input, stage, pe.Type, msg)}
+}
+
+// temp names a temporary file beside path and remembers it for cleanup.
+func (r *run) temp(path string) string {
+	var b [6]byte
+	rand.Read(b[:])
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-"+hex.EncodeToString(b[:]))
+	r.temps = append(r.temps, tmp)
+	return tmp
+}
+
+func (r *run) publish(tmp, path string) error {
+	if err := os.Rename(tmp, path); err != nil {
+		return &Error{Input: r.input, Stage: "save", Msg: fmt.Sprintf("%s: %v", path, err)}
+	}
+	return nil
+}
+
+// cleanup removes temporary files that were not renamed into place.
+func (r *run) cleanup() {
+	for _, tmp := range r.temps {
+		os.Remove(tmp)
+	}
+}
+
+// callInto calls obj.method(args...) and decodes the result into out.
+func callInto(obj *pyembed.Object, method string, out any, args ...any) error {
+	res, err := obj.CallMethod(method, args...)
+	if err != nil {
+		return err
+	}
+	defer res.Close()
+	return res.Decode(out)
+}
+
+func stateDictPath(output string) string {
+	return strings.TrimSuffix(output, filepath.Ext(output)) + ".state_dict" + filepath.Ext(output)
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+func fmtDiff(d *float64) string {
+	if d == nil {
+		return "not finite"
+	}
+	return fmt.Sprintf("%.3g", *d)
+}
+
+func worst(outputs []report.OutputParity) string {
+	var parts []string
+	for _, o := range outputs {
+		if !o.WithinTolerance {
+			parts = append(parts, fmt.Sprintf("%q max abs diff %s, max rel diff %s", o.Name, fmtDiff(o.MaxAbsDiff), fmtDiff(o.MaxRelDiff)))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func histogram(h map[string]int) string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s×%d", k, h[k])
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/onnx2pt/onnx2pt/config"
+	"github.com/onnx2pt/onnx2pt/convert"
+)
+
+func (a *app) convertCommand() *cobra.Command {
+	var input, output string
+	var failFast bool
+	cmd := &cobra.Command{
+		Use:   "convert",
+		Short: "Convert ONNX models to PyTorch and verify them",
+		Long: `Convert the models listed in the config file, or the one given by --input,
+to PyTorch with onnx2torch; verify each against onnxruntime and write
+<output>.report.json beside it. Python starts once for all models.`,
+		Example: `  onnx2pt convert --config config/onnx2pt.yaml
+  onnx2pt convert --input models/resnet8.onnx --output models/resnet8.pt`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := a.loadConfig()
+			if err != nil {
+				return err
+			}
+			if input != "" {
+				if output == "" {
+					output = strings.TrimSuffix(input, filepath.Ext(input)) + ".pt"
+				}
+				cfg.Models = []config.Model{{Input: input, Output: output}}
+			} else if output != "" {
+				return withCode(exitUsage, errors.New("--output needs --input"))
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			return a.convertAll(cmd, cfg, failFast)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&input, "input", "i", "", "ONNX model to convert (instead of the config's models)")
+	f.StringVarP(&output, "output", "o", "", "where to write the PyTorch model (default: the input with .pt)")
+	f.BoolVar(&failFast, "fail-fast", false, "stop at the first model that fails")
+	f.String("venv", "", "virtualenv directory (python.venv)")
+	f.String("python", "", "interpreter that creates the virtualenv (python.interpreter)")
+	f.Float64("atol", 0, "absolute tolerance vs onnxruntime (verify.atol)")
+	f.Float64("rtol", 0, "relative tolerance vs onnxruntime (verify.rtol)")
+	f.IntSlice("batch-sizes", nil, "batch sizes to probe, e.g. 1,4 (verify.batch_sizes)")
+	a.bind(f, "python.venv", "venv")
+	a.bind(f, "python.interpreter", "python")
+	a.bind(f, "verify.atol", "atol")
+	a.bind(f, "verify.rtol", "rtol")
+	a.bind(f, "verify.batch_sizes", "batch-sizes")
+	return cmd
+}
+
+// convertAll converts every model in one interpreter and summarises.
+func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) error {
+	ctx := cmd.Context()
+	start := time.Now()
+	sess, err := a.startSession(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	a.log.Debugf("Python ready after %.2fs", time.Since(start).Seconds())
+
+	failed := 0
+	for i, m := range cfg.Models {
+		if ctx.Err() != nil {
+			return withCode(exitInterrupted, errors.New("interrupted"))
+		}
+		_, err := sess.Convert(ctx, m, cfg.Effective(m))
+		if err == nil {
+			continue
+		}
+		failed++
+		entry := a.log.WithField("model", m.Input)
+		var ce *convert.Error
+		if errors.As(err, &ce) && ce.Detail != "" {
+			entry.Debug(ce.Detail)
+		}
+		entry.Error(err)
+		if failFast && i < len(cfg.Models)-1 {
+			a.log.Warnf("Stopping after the first failure (--fail-fast): %d models not converted", len(cfg.Models)-i-1)
+			break
+		}
+	}
+	if len(cfg.Models) > 1 {
+		a.log.Infof("Converted %d of %d models in %.1fs", len(cfg.Models)-failed, len(cfg.Models), time.Since(start).Seconds())
+	}
+	if failed > 0 {
+		return withCode(exitFailed, fmt.Errorf("%d of %d models failed", failed, len(cfg.Models)))
+	}
+	return nil
+}

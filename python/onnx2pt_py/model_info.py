@@ -1,0 +1,116 @@
+"""Reading an ONNX model safely and describing it."""
+
+import collections
+import hashlib
+import os
+
+import onnx
+from onnx import external_data_helper
+
+from .errors import UserError
+
+# Inputs larger than this (elements per probe tensor) are refused before any
+# memory is allocated for them; declared shapes in a hostile file can be absurd.
+MAX_INPUT_ELEMENTS = 1 << 28
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_model(path):
+    """Load and check an ONNX model, refusing external data outside its folder."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise UserError(f"{path}: the file is empty, not an ONNX model")
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except Exception as e:  # protobuf raises several types for garbage input
+        raise UserError(f"{path}: not an ONNX model ({type(e).__name__}: {e})") from e
+    if not model.graph.node and not model.graph.output:
+        raise UserError(f"{path}: not an ONNX model (no graph found)")
+    base = os.path.dirname(os.path.abspath(path))
+    for tensor in external_data_helper._get_all_tensors(model):
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        info = external_data_helper.ExternalDataInfo(tensor)
+        target = os.path.realpath(os.path.join(base, info.location))
+        if os.path.isabs(info.location) or os.path.commonpath([base, target]) != os.path.realpath(base):
+            raise UserError(f"{path}: tensor {tensor.name!r} points at external data outside the model's folder ({info.location}); refusing to read it")
+    try:
+        external_data_helper.load_external_data_for_model(model, base)
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise UserError(f"{path}: invalid ONNX model: {first_line(e)}") from e
+    return model
+
+
+def first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def dim_of(dim):
+    if dim.HasField("dim_value"):
+        return dim.dim_value
+    if dim.HasField("dim_param"):
+        return dim.dim_param
+    return None
+
+
+def value_specs(values, skip=()):
+    specs = []
+    for value in values:
+        if value.name in skip:
+            continue
+        tensor = value.type.tensor_type
+        specs.append(
+            {
+                "name": value.name,
+                "dtype": onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "unknown",
+                "shape": [dim_of(d) for d in tensor.shape.dim] if tensor.HasField("shape") else None,
+            }
+        )
+    return specs
+
+
+def opsets(model):
+    return {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
+
+
+def unsupported_ops(model):
+    """Every (domain, op, opset) in the graph that onnx2torch has no converter for."""
+    from onnx2torch.node_converters import get_converter
+
+    versions = {o.domain: o.version for o in model.opset_import}
+    missing = set()
+    for node in model.graph.node:
+        version = versions.get(node.domain, versions.get("", 0))
+        try:
+            get_converter(domain=node.domain, operation_type=node.op_type, version=version)
+        except NotImplementedError:
+            missing.add((node.domain or "ai.onnx", node.op_type, version))
+    return [{"domain": d, "op": o, "opset": v} for d, o, v in sorted(missing)]
+
+
+def describe(model, path):
+    initializers = {i.name for i in model.graph.initializer}
+    return {
+        "path": path,
+        "sha256": sha256_file(path),
+        "size_bytes": os.path.getsize(path),
+        "ir_version": model.ir_version,
+        "producer": " ".join(p for p in (model.producer_name, model.producer_version) if p),
+        "opsets": opsets(model),
+        "opset": opsets(model).get("ai.onnx", 0),
+        "inputs": value_specs(model.graph.input, skip=initializers),
+        "outputs": value_specs(model.graph.output),
+        "op_histogram": dict(sorted(collections.Counter(n.op_type for n in model.graph.node).items())),
+        "nodes": len(model.graph.node),
+        "unsupported_ops": unsupported_ops(model),
+    }

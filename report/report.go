@@ -1,0 +1,182 @@
+// Package report holds what a conversion found out, as Go structs, and
+// writes it as JSON next to the converted model.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Report is the machine-readable record of one model's conversion.
+type Report struct {
+	Tool         Tool              `json:"tool"`
+	StartedAt    time.Time         `json:"started_at"`
+	Source       Source            `json:"source"`
+	Output       Output            `json:"output"`
+	Weights      Weights           `json:"weights"`
+	Probes       []Probe           `json:"probes"`
+	Verification Verification      `json:"verification"`
+	Timings      []Timing          `json:"timings"`
+	TotalSeconds float64           `json:"total_seconds"`
+	Versions     map[string]string `json:"versions"`
+}
+
+// Tool identifies the onnx2pt build that wrote the report.
+type Tool struct {
+	Name          string `json:"name"`
+	Version       string `json:"version"`
+	GoVersion     string `json:"go_version"`
+	LinkedPython  string `json:"linked_python"`
+	HelperVersion string `json:"helper_version"`
+}
+
+// Source describes the ONNX model.
+type Source struct {
+	Path        string         `json:"path"`
+	SHA256      string         `json:"sha256"`
+	SizeBytes   int64          `json:"size_bytes"`
+	IRVersion   int            `json:"ir_version"`
+	Producer    string         `json:"producer"`
+	Opset       int            `json:"opset"`
+	Opsets      map[string]int `json:"opsets"`
+	Inputs      []TensorSpec   `json:"inputs"`
+	Outputs     []TensorSpec   `json:"outputs"`
+	OpHistogram map[string]int `json:"op_histogram"`
+	Nodes       int            `json:"nodes"`
+	Unsupported []Unsupported  `json:"unsupported_ops"`
+}
+
+// TensorSpec is a declared input or output. Shape holds ints for fixed
+// dimensions, strings for symbolic ones (e.g. "batch") and nil for unknown.
+type TensorSpec struct {
+	Name  string `json:"name"`
+	DType string `json:"dtype"`
+	Shape []any  `json:"shape"`
+}
+
+// ShapeString renders the shape as Python would print a tuple, keeping
+// symbolic dimensions by name: (batch, 32, 32, 3).
+func (t TensorSpec) ShapeString() string {
+	if t.Shape == nil {
+		return "(unknown)"
+	}
+	parts := make([]string, len(t.Shape))
+	for i, d := range t.Shape {
+		switch d := d.(type) {
+		case nil:
+			parts[i] = "?"
+		default:
+			parts[i] = fmt.Sprint(d)
+		}
+	}
+	if len(parts) == 1 {
+		return "(" + parts[0] + ",)"
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// Unsupported is an op onnx2torch has no converter for.
+type Unsupported struct {
+	Domain string `json:"domain"`
+	Op     string `json:"op"`
+	Opset  int    `json:"opset"`
+}
+
+// Output describes the files written.
+type Output struct {
+	Path               string `json:"path"`
+	SizeBytes          int64  `json:"size_bytes"`
+	SHA256             string `json:"sha256"`
+	StateDictPath      string `json:"state_dict_path"`
+	StateDictSizeBytes int64  `json:"state_dict_size_bytes"`
+	ReportPath         string `json:"report_path"`
+}
+
+// Weights counts the converted model's weights. onnx2torch keeps some
+// weights (constants feeding MatMul/Add) as buffers rather than
+// parameters; Total counts both. BatchNorm running statistics are state,
+// reported apart and not in Total.
+type Weights struct {
+	Parameters              int64 `json:"parameters"`
+	TrainableParameters     int64 `json:"trainable_parameters"`
+	WeightBuffers           int64 `json:"weight_buffers"`
+	NormalizationStatistics int64 `json:"normalization_statistics"`
+	Total                   int64 `json:"total"`
+}
+
+// Probe is one forward pass with test tensors.
+type Probe struct {
+	Batch        int     `json:"batch"`
+	InputShapes  [][]int `json:"input_shapes"`
+	OutputShapes [][]int `json:"output_shapes"`
+}
+
+// Verification compares the reloaded PyTorch model with onnxruntime.
+type Verification struct {
+	Passed  bool           `json:"passed"`
+	Atol    float64        `json:"atol"`
+	Rtol    float64        `json:"rtol"`
+	Outputs []OutputParity `json:"outputs"`
+}
+
+// OutputParity is the largest difference seen on one output over all
+// probes; nil differences mean non-finite values appeared.
+type OutputParity struct {
+	Name            string   `json:"name"`
+	MaxAbsDiff      *float64 `json:"max_abs_diff"`
+	MaxRelDiff      *float64 `json:"max_rel_diff"`
+	WithinTolerance bool     `json:"within_tolerance"`
+}
+
+// Timing is how long one stage took.
+type Timing struct {
+	Stage   string  `json:"stage"`
+	Seconds float64 `json:"seconds"`
+}
+
+// Path is where the report for a model written to output goes:
+// models/resnet8.pt → models/resnet8.report.json.
+func Path(output string) string {
+	return strings.TrimSuffix(output, filepath.Ext(output)) + ".report.json"
+}
+
+// Write writes r as indented JSON to path, atomically: readers see the old
+// file or the new one, never a part.
+func Write(path string, r *Report) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, append(data, '\n'))
+}
+
+// WriteFileAtomic writes data to a temporary file beside path and renames
+// it into place.
+func WriteFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}

@@ -1,0 +1,256 @@
+// Package venv provisions the Python virtualenv onnx2pt runs in: it creates
+// the environment, installs the requirements with uv (or pip), and records
+// a stamp once everything succeeded, so an unchanged environment is
+// recognised without starting Python and an interrupted install is never
+// mistaken for a finished one.
+package venv
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+)
+
+// Spec says what environment is wanted.
+type Spec struct {
+	// Dir is the virtualenv directory.
+	Dir string
+	// Python is the interpreter that creates it: a path or a name on PATH.
+	Python string
+	// Requirements is the content of the requirements file to install, and
+	// RequirementsName where it came from (for messages).
+	Requirements     []byte
+	RequirementsName string
+	// Imports are modules that must import after the install.
+	Imports []string
+	Log     logrus.FieldLogger
+}
+
+// Env is a ready virtualenv.
+type Env struct {
+	Dir    string
+	Python string // the venv's python executable
+	// Installed is true when this call created or updated the environment.
+	Installed bool
+}
+
+// stampName marks a fully provisioned environment. It is written last and
+// atomically, and removed before any change, so its presence means ready.
+const stampName = ".onnx2pt-ready.json"
+
+// stamp is what an environment was provisioned from. Equal stamps mean
+// nothing needs doing; it is computed from file contents and metadata only,
+// so checking it does not start Python.
+type stamp struct {
+	Format       int    `json:"format"`
+	Requirements string `json:"requirements_sha256"`
+	Python       string `json:"python"`
+	PythonID     string `json:"python_id"`
+	Platform     string `json:"platform"`
+}
+
+const stampFormat = 1
+
+// Ensure makes sure the environment described by s exists and is complete,
+// provisioning it if needed. Concurrent calls on the same Dir (in this or
+// other processes) wait for each other; only one installs.
+func Ensure(ctx context.Context, s Spec) (*Env, error) {
+	if s.Log == nil {
+		s.Log = logrus.StandardLogger()
+	}
+	dir, err := filepath.Abs(s.Dir)
+	if err != nil {
+		return nil, err
+	}
+	s.Dir = dir
+	want, err := wantedStamp(s)
+	if err != nil {
+		return nil, err
+	}
+	env := &Env{Dir: dir, Python: filepath.Join(dir, "bin", "python")}
+	if readStamp(dir) == want {
+		return env, nil
+	}
+
+	unlock, err := lock(dir+".lock", s.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Another run may have finished provisioning while we waited.
+	have := readStamp(dir)
+	if have == want {
+		return env, nil
+	}
+	s.Log.Infof("Provisioning virtualenv %s: %s", s.Dir, reason(have, want, s.RequirementsName))
+	if err := provision(ctx, s, env); err != nil {
+		return nil, err
+	}
+	if err := writeStamp(dir, want); err != nil {
+		return nil, err
+	}
+	env.Installed = true
+	s.Log.Infof("Virtualenv %s is ready", s.Dir)
+	return env, nil
+}
+
+func wantedStamp(s Spec) (stamp, error) {
+	path, err := exec.LookPath(s.Python)
+	if err != nil {
+		return stamp{}, fmt.Errorf("python interpreter %q not found: install Python or set python.interpreter", s.Python)
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return stamp{}, err
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return stamp{}, err
+	}
+	sum := sha256.Sum256(s.Requirements)
+	return stamp{
+		Format:       stampFormat,
+		Requirements: hex.EncodeToString(sum[:]),
+		Python:       real,
+		// Size and modification time change when the interpreter is
+		// upgraded in place; reading them costs no process start.
+		PythonID: fmt.Sprintf("%d-%d", st.Size(), st.ModTime().UnixNano()),
+		Platform: runtime.GOOS + "/" + runtime.GOARCH,
+	}, nil
+}
+
+func readStamp(dir string) stamp {
+	var st stamp
+	data, err := os.ReadFile(filepath.Join(dir, stampName))
+	if err != nil || json.Unmarshal(data, &st) != nil {
+		return stamp{}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bin", "python")); err != nil {
+		return stamp{}
+	}
+	return st
+}
+
+func writeStamp(dir string, st stamp) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, stampName+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, stampName))
+}
+
+// reason says in a few words why the environment is (re)provisioned.
+func reason(have, want stamp, reqName string) string {
+	switch {
+	case have == stamp{}:
+		return "not provisioned yet, or the last install did not finish"
+	case have.Format != want.Format:
+		return "stamp format changed"
+	case have.Python != want.Python:
+		return fmt.Sprintf("python changed (%s → %s)", have.Python, want.Python)
+	case have.PythonID != want.PythonID:
+		return fmt.Sprintf("python %s was updated", want.Python)
+	case have.Platform != want.Platform:
+		return fmt.Sprintf("platform changed (%s → %s)", have.Platform, want.Platform)
+	default:
+		return reqName + " changed"
+	}
+}
+
+// lock takes an exclusive lock on path, telling the user when it has to wait.
+func lock(path string, log logrus.FieldLogger) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		log.Infof("Waiting for another onnx2pt run to finish provisioning (%s)", path)
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// provision (re)creates the venv if it is missing or broken, then installs
+// the requirements into it.
+func provision(ctx context.Context, s Spec, env *Env) error {
+	os.Remove(filepath.Join(s.Dir, stampName))
+	if err := create(ctx, s, env); err != nil {
+		return err
+	}
+	reqFile := filepath.Join(s.Dir, "onnx2pt-requirements.txt")
+	if err := os.WriteFile(reqFile, s.Requirements, 0o644); err != nil {
+		return err
+	}
+	logPath := filepath.Join(s.Dir, "onnx2pt-install.log")
+	inst := findInstaller(ctx, s, env, logPath)
+	s.Log.Infof("Installing %s with %s (log: %s)", s.RequirementsName, inst.name, logPath)
+	if err := run(ctx, s.Log, logPath, inst.name, inst.install(reqFile)...); err != nil {
+		return fmt.Errorf("installing %s into %s failed: %s (full output: %s)", s.RequirementsName, s.Dir, err, logPath)
+	}
+	if len(s.Imports) > 0 {
+		code := "import " + strings.Join(s.Imports, ", ")
+		if err := run(ctx, s.Log, logPath, "check", env.Python, "-c", code); err != nil {
+			return fmt.Errorf("virtualenv %s installed but %q fails: %s (full output: %s)", s.Dir, code, err, logPath)
+		}
+	}
+	return nil
+}
+
+// create makes the virtualenv unless a usable one for this interpreter is
+// already there (an interrupted install is repaired in place: the
+// installer completes it).
+func create(ctx context.Context, s Spec, env *Env) error {
+	cfg := filepath.Join(s.Dir, "pyvenv.cfg")
+	if _, err := os.Stat(cfg); err == nil {
+		if sameInterpreter(ctx, s.Python, env.Python) {
+			return nil
+		}
+		s.Log.Infof("Recreating %s: it was made by another Python", s.Dir)
+		if err := os.RemoveAll(s.Dir); err != nil {
+			return err
+		}
+	} else if entries, err := os.ReadDir(s.Dir); err == nil && len(entries) > 0 {
+		return fmt.Errorf("%s exists and is not a virtualenv: remove it or set python.venv to another directory", s.Dir)
+	}
+	if err := run(ctx, s.Log, "", "venv", s.Python, "-m", "venv", s.Dir); err != nil {
+		return fmt.Errorf("creating virtualenv %s with %s failed: %s", s.Dir, s.Python, err)
+	}
+	return nil
+}
+
+// sameInterpreter reports whether the venv's python runs the same
+// executable as python, by asking each for its real sys._base_executable.
+func sameInterpreter(ctx context.Context, python, venvPython string) bool {
+	const code = "import sys, os; print(os.path.realpath(getattr(sys, '_base_executable', sys.executable)))"
+	a, err1 := exec.CommandContext(ctx, python, "-I", "-c", code).Output()
+	b, err2 := exec.CommandContext(ctx, venvPython, "-I", "-c", code).Output()
+	return err1 == nil && err2 == nil && strings.TrimSpace(string(a)) == strings.TrimSpace(string(b))
+}
