@@ -65,6 +65,10 @@ type Model struct {
 	Output string `mapstructure:"output"`
 	// Verify overrides the global verification settings for this model.
 	Verify *VerifyOverride `mapstructure:"verify"`
+
+	// FromFlags marks a model given by --input/--output; problems with it
+	// name the flags rather than a config key.
+	FromFlags bool `mapstructure:"-"`
 }
 
 // VerifyOverride holds per-model verification settings; unset fields keep
@@ -119,7 +123,7 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 		dc.ErrorUnused = true
 	})
 	if decodeErr != nil {
-		return nil, &UsageError{Where: describeFile(file), Problems: tidyDecodeError(decodeErr)}
+		return nil, &UsageError{Where: file, Problems: tidyDecodeError(decodeErr)}
 	}
 	cfg.File = file
 	return &cfg, nil
@@ -154,7 +158,7 @@ func (c *Config) Effective(m Model) VerifyConfig {
 func (c *Config) Validate() error {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	where := describeFile(c.File)
+	where := c.File
 
 	if c.Python.Venv == "" {
 		add("python.venv: must not be empty")
@@ -181,30 +185,35 @@ func (c *Config) Validate() error {
 	}
 	outputs := map[string]int{}
 	for i, m := range c.Models {
-		key := fmt.Sprintf("models[%d]", i)
+		inKey, outKey := fmt.Sprintf("models[%d].input", i), fmt.Sprintf("models[%d].output", i)
+		if m.FromFlags {
+			inKey, outKey = "--input", "--output"
+		}
 		if m.Input == "" {
-			add("%s.input: missing", key)
+			add("%s: missing", inKey)
 		} else if st, err := os.Stat(m.Input); err != nil {
-			add("%s.input: %s does not exist", key, m.Input)
+			add("%s: %s does not exist", inKey, m.Input)
 		} else if st.IsDir() {
-			add("%s.input: %s is a directory, not an ONNX file", key, m.Input)
+			add("%s: %s is a directory, not an ONNX file", inKey, m.Input)
+		} else if st.Size() == 0 {
+			add("%s: %s is empty, not an ONNX model", inKey, m.Input)
 		}
 		if m.Output == "" {
-			add("%s.output: missing", key)
+			add("%s: missing", outKey)
 		} else {
 			abs, _ := filepath.Abs(m.Output)
 			if j, dup := outputs[abs]; dup {
-				add("%s.output: %s is also the output of models[%d]", key, m.Output, j)
+				add("%s: %s is also the output of models[%d]", outKey, m.Output, j)
 			}
 			outputs[abs] = i
 			if err := writableDir(filepath.Dir(abs)); err != nil {
-				add("%s.output: %v", key, err)
+				add("%s: %v", outKey, err)
 			}
 		}
 		if m.Input != "" && m.Output != "" && sameFile(m.Input, m.Output) {
-			add("%s.output: same file as the input", key)
+			add("%s: same file as the input", outKey)
 		}
-		validateVerify(key+".verify", c.Effective(m), add)
+		validateVerify(fmt.Sprintf("models[%d].verify", i), c.Effective(m), add)
 	}
 	if len(problems) == 0 {
 		return nil
@@ -265,13 +274,6 @@ func sameFile(a, b string) bool {
 	return aa == ab
 }
 
-func describeFile(file string) string {
-	if file == "" {
-		return "settings"
-	}
-	return file
-}
-
 // tidyDecodeError splits mapstructure's error into one problem per key,
 // naming keys as they are written in the file.
 func tidyDecodeError(err error) []string {
@@ -292,13 +294,17 @@ func tidyDecodeError(err error) []string {
 
 // UsageError is a problem with the settings: exit code 2.
 type UsageError struct {
-	Where    string
+	Where    string // the config file, or "" for flags and environment
 	Problems []string
 }
 
 func (e *UsageError) Error() string {
-	if len(e.Problems) == 1 {
-		return e.Where + ": " + e.Problems[0]
+	prefix := ""
+	if e.Where != "" {
+		prefix = e.Where + ": "
 	}
-	return fmt.Sprintf("%s: %d problems:\n  - %s", e.Where, len(e.Problems), strings.Join(e.Problems, "\n  - "))
+	if len(e.Problems) == 1 {
+		return prefix + e.Problems[0]
+	}
+	return fmt.Sprintf("%s%d problems:\n  - %s", prefix, len(e.Problems), strings.Join(e.Problems, "\n  - "))
 }

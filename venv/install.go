@@ -23,6 +23,9 @@ type installer struct {
 // from PATH, from the venv, or installed into the venv with pip. pip is the
 // fallback.
 func findInstaller(ctx context.Context, s Spec, env *Env, logPath string) installer {
+	if s.Installer == "pip" {
+		return pip(env)
+	}
 	uv, err := exec.LookPath("uv")
 	if err != nil {
 		uv = filepath.Join(env.Dir, "bin", "uv")

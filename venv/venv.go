@@ -34,6 +34,8 @@ type Spec struct {
 	RequirementsName string
 	// Imports are modules that must import after the install.
 	Imports []string
+	// Installer is "uv", "pip", or "" to prefer uv and fall back to pip.
+	Installer string
 	Log     logrus.FieldLogger
 }
 

@@ -34,7 +34,7 @@ to PyTorch with onnx2torch; verify each against onnxruntime and write
 				if output == "" {
 					output = strings.TrimSuffix(input, filepath.Ext(input)) + ".pt"
 				}
-				cfg.Models = []config.Model{{Input: input, Output: output}}
+				cfg.Models = []config.Model{{Input: input, Output: output, FromFlags: true}}
 			} else if output != "" {
 				return withCode(exitUsage, errors.New("--output needs --input"))
 			}
@@ -72,6 +72,12 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) 
 	defer sess.Close()
 	a.log.Debugf("Python ready after %.2fs", time.Since(start).Seconds())
 
+	if len(cfg.Models) == 1 {
+		m := cfg.Models[0]
+		_, err := sess.Convert(ctx, m, cfg.Effective(m))
+		a.logDetail(m, err)
+		return withCode(exitFailed, err)
+	}
 	failed := 0
 	for i, m := range cfg.Models {
 		if ctx.Err() != nil {
@@ -82,22 +88,24 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) 
 			continue
 		}
 		failed++
-		entry := a.log.WithField("model", m.Input)
-		var ce *convert.Error
-		if errors.As(err, &ce) && ce.Detail != "" {
-			entry.Debug(ce.Detail)
-		}
-		entry.Error(err)
+		a.logDetail(m, err)
+		a.log.WithField("model", m.Input).Error(err)
 		if failFast && i < len(cfg.Models)-1 {
 			a.log.Warnf("Stopping after the first failure (--fail-fast): %d models not converted", len(cfg.Models)-i-1)
 			break
 		}
 	}
-	if len(cfg.Models) > 1 {
-		a.log.Infof("Converted %d of %d models in %.1fs", len(cfg.Models)-failed, len(cfg.Models), time.Since(start).Seconds())
-	}
+	a.log.Infof("Converted %d of %d models in %.1fs", len(cfg.Models)-failed, len(cfg.Models), time.Since(start).Seconds())
 	if failed > 0 {
 		return withCode(exitFailed, fmt.Errorf("%d of %d models failed", failed, len(cfg.Models)))
 	}
 	return nil
+}
+
+// logDetail logs a failed conversion's Python traceback at debug level.
+func (a *app) logDetail(m config.Model, err error) {
+	var ce *convert.Error
+	if errors.As(err, &ce) && ce.Detail != "" {
+		a.log.WithField("model", m.Input).Debug(ce.Detail)
+	}
 }

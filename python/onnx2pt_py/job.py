@@ -6,7 +6,6 @@ torch module, the probe tensors) stay here between steps.
 """
 
 import importlib.metadata
-import os
 import platform
 
 import numpy as np
@@ -73,7 +72,9 @@ class ConversionJob:
             with torch.no_grad():
                 outputs = as_list(self.torch_model(*[torch.from_numpy(x) for x in inputs]))
             if len(outputs) != len(self.info["outputs"]):
-                raise UserError(f"{self.path}: the converted model returns {len(outputs)} outputs, the ONNX model declares {len(self.info['outputs'])}")
+                raise UserError(
+                    f"{self.path}: the converted model returns {len(outputs)} outputs, the ONNX model declares {len(self.info['outputs'])}"
+                )
             binding = bind_dims(self.info["inputs"], inputs)
             for spec, out in zip(self.info["outputs"], outputs):
                 check_shape(spec, tuple(out.shape), binding, self.path)
@@ -111,7 +112,10 @@ class ConversionJob:
         options.log_severity_level = 3
         session = ort.InferenceSession(self.onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
         names = [i["name"] for i in self.info["inputs"]]
-        stats = [{"name": o["name"], "max_abs_diff": 0.0, "max_rel_diff": 0.0, "within_tolerance": True} for o in self.info["outputs"]]
+        stats = [
+            {"name": o["name"], "max_abs_diff": 0.0, "max_rel_diff": 0.0, "within_tolerance": True}
+            for o in self.info["outputs"]
+        ]
         for _, inputs in self.probes:
             expected = session.run(None, dict(zip(names, inputs)))
             with torch.no_grad():
@@ -138,7 +142,7 @@ def count_weights(model):
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     weight_buffers = norm_stats = 0
     for module in model.modules():
-        for name, buf in module.named_buffers(recurse=False):
+        for _, buf in module.named_buffers(recurse=False):
             if isinstance(module, torch.nn.modules.batchnorm._NormBase):
                 norm_stats += buf.numel() if buf.is_floating_point() else 0
             elif buf.is_floating_point():
@@ -176,7 +180,9 @@ def make_inputs(specs, batch, dims, seed):
     for spec in specs:
         shape = concrete_shape(spec, batch, dims)
         if int(np.prod(shape)) > model_info.MAX_INPUT_ELEMENTS:
-            raise UserError(f"input {spec['name']!r} would have shape {shape}: too large to probe; set its dimensions in the config")
+            raise UserError(
+                f"input {spec['name']!r} would have shape {shape}: too large to probe; set its dimensions in the config"
+            )
         dtype = np.dtype(spec["dtype"]) if spec["dtype"] != "unknown" else np.dtype("float32")
         if dtype.kind == "f":
             x = rng.standard_normal(shape).astype(dtype)
@@ -206,7 +212,8 @@ def check_shape(spec, shape, binding, path):
         return
     expected = [binding.get(d, d) if isinstance(d, str) else d for d in declared]
     ok = len(expected) == len(shape) and all(
-        e is None or (isinstance(e, str) and e not in binding) or (isinstance(e, int) and e <= 0) or e == s for e, s in zip(expected, shape)
+        e is None or (isinstance(e, str) and e not in binding) or (isinstance(e, int) and e <= 0) or e == s
+        for e, s in zip(expected, shape)
     )
     if not ok:
         raise UserError(f"{path}: output {spec['name']!r} has shape {list(shape)}, the ONNX model declares {declared}")
@@ -214,7 +221,9 @@ def check_shape(spec, shape, binding, path):
 
 def compare(stat, expected, actual, atol, rtol):
     if expected.shape != actual.shape:
-        raise UserError(f"output {stat['name']!r}: onnxruntime gives shape {list(expected.shape)}, the saved model {list(actual.shape)}")
+        raise UserError(
+            f"output {stat['name']!r}: onnxruntime gives shape {list(expected.shape)}, the saved model {list(actual.shape)}"
+        )
     expected = expected.astype(np.float64)
     actual = actual.astype(np.float64)
     if expected.size == 0:
@@ -227,4 +236,3 @@ def compare(stat, expected, actual, atol, rtol):
     stat["max_rel_diff"] = max(stat["max_rel_diff"], rel_diff)
     within = finite and bool(np.all(diff <= atol + rtol * np.abs(expected)))
     stat["within_tolerance"] = stat["within_tolerance"] and within
-

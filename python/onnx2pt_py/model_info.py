@@ -41,7 +41,9 @@ def load_model(path):
         info = external_data_helper.ExternalDataInfo(tensor)
         target = os.path.realpath(os.path.join(base, info.location))
         if os.path.isabs(info.location) or os.path.commonpath([base, target]) != os.path.realpath(base):
-            raise UserError(f"{path}: tensor {tensor.name!r} points at external data outside the model's folder ({info.location}); refusing to read it")
+            raise UserError(
+                f"{path}: tensor {tensor.name!r} points at external data outside the model's folder ({info.location}); refusing to read it"
+            )
     try:
         external_data_helper.load_external_data_for_model(model, base)
         onnx.checker.check_model(model)

@@ -92,7 +92,9 @@ class Builder:
         beta = self.rng.uniform(-0.1, 0.1, (channels,))
         mean = self.rng.uniform(-0.2, 0.2, (channels,))
         var = self.rng.uniform(0.5, 1.5, (channels,))
-        inputs = [x] + [self.const(f"{name}/{k}", v) for k, v in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var))]
+        inputs = [x] + [
+            self.const(f"{name}/{k}", v) for k, v in (("gamma", gamma), ("beta", beta), ("mean", mean), ("var", var))
+        ]
         return self.node("BatchNormalization", inputs, name=name, epsilon=1e-3)
 
     def stack(self, x, c_in, c_out, stride):
@@ -142,7 +144,7 @@ def build(seed=0):
         producer_name="onnx2pt.resnet8",
         producer_version="1",
         opset_imports=[helper.make_opsetid("", OPSET)],
-        doc_string="MLPerf Tiny ResNet8 (CIFAR-10) topology with synthetic weights, seed %d" % seed,
+        doc_string=f"MLPerf Tiny ResNet8 (CIFAR-10) topology with synthetic weights, seed {seed}",
     )
     model.ir_version = IR_VERSION
     onnx.checker.check_model(model, full_check=True)

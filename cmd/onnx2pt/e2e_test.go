@@ -1,0 +1,367 @@
+package main
+
+// End-to-end tests: build the real binary, run it on the real ResNet8 with
+// the real virtualenv (torch, onnx2torch, onnxruntime), and check what a
+// user would see and get.
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var (
+	binary   string // the onnx2pt binary under test
+	repoRoot string
+	venvDir  string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "onnx2pt-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "onnx2pt")
+	// The go test process carries the cgo settings of cmd/pybuild, so this
+	// build links the same Python as the test binary.
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building onnx2pt: %v\n%s", err, out)
+		return 1
+	}
+	repoRoot, _ = filepath.Abs("../..")
+	venvDir = os.Getenv("ONNX2PT_TEST_VENV")
+	if venvDir == "" {
+		venvDir = filepath.Join(repoRoot, ".venv")
+	}
+	return m.Run()
+}
+
+type result struct {
+	code   int
+	stdout string
+	stderr string
+}
+
+// onnx2pt runs the binary in dir with the shared virtualenv.
+func onnx2pt(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ONNX2PT_PYTHON_VENV="+venvDir, "NO_COLOR=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{code, stdout.String(), stderr.String()}
+}
+
+// workdir is a temporary directory holding a copy of the reference model.
+func workdir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(repoRoot, "models", "resnet8.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "resnet8.onnx"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestConvertResNet8(t *testing.T) {
+	dir := workdir(t)
+	if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := onnx2pt(t, dir, "convert", "--input", "resnet8.onnx", "--output", "out/resnet8.pt")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{
+		`Loading ONNX model from resnet8.onnx`,
+		`Converting to PyTorch with onnx2torch \d+\.\d+\.\d+\.\.\.`,
+		`Model converted successfully`,
+		`Input shape: \(batch, 32, 32, 3\)`,
+		`Output shape: \(batch, 10\)`,
+		`Parameters: 78186 \(77536 in parameters, 650 in weight buffers\)`,
+		`Max abs diff vs onnxruntime: \d`,
+		`Saved to out/resnet8.pt`,
+	} {
+		if !regexp.MustCompile(want).MatchString(r.stderr) {
+			t.Errorf("log lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	if strings.Contains(r.stderr, "Provisioning virtualenv") {
+		t.Errorf("an unchanged virtualenv was provisioned again:\n%s", r.stderr)
+	}
+
+	checkReport(t, dir)
+	checkWithPlainPython(t, dir)
+}
+
+func checkReport(t *testing.T, dir string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "out", "resnet8.report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Source struct {
+			SHA256      string           `json:"sha256"`
+			Opset       int              `json:"opset"`
+			Inputs      []map[string]any `json:"inputs"`
+			Outputs     []map[string]any `json:"outputs"`
+			OpHistogram map[string]int   `json:"op_histogram"`
+		} `json:"source"`
+		Output struct {
+			Path   string `json:"path"`
+			SHA256 string `json:"sha256"`
+		} `json:"output"`
+		Weights struct {
+			Parameters    int64 `json:"parameters"`
+			WeightBuffers int64 `json:"weight_buffers"`
+			Total         int64 `json:"total"`
+		} `json:"weights"`
+		Verification struct {
+			Passed  bool `json:"passed"`
+			Outputs []struct {
+				MaxAbsDiff *float64 `json:"max_abs_diff"`
+			} `json:"outputs"`
+		} `json:"verification"`
+		Timings []struct {
+			Stage   string  `json:"stage"`
+			Seconds float64 `json:"seconds"`
+		} `json:"timings"`
+		Versions map[string]string `json:"versions"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("report is not JSON: %v", err)
+	}
+	if rep.Source.Opset != 13 || rep.Source.OpHistogram["Conv"] != 9 || rep.Source.OpHistogram["MatMul"] != 1 {
+		t.Errorf("source: opset %d, ops %v", rep.Source.Opset, rep.Source.OpHistogram)
+	}
+	if fmt.Sprint(rep.Source.Inputs[0]["shape"]) != "[batch 32 32 3]" || fmt.Sprint(rep.Source.Outputs[0]["shape"]) != "[batch 10]" {
+		t.Errorf("shapes: %v → %v", rep.Source.Inputs, rep.Source.Outputs)
+	}
+	if rep.Source.SHA256 != fileSHA256(t, filepath.Join(dir, "resnet8.onnx")) {
+		t.Error("source sha256 does not match the input file")
+	}
+	if rep.Output.SHA256 != fileSHA256(t, filepath.Join(dir, "out", "resnet8.pt")) {
+		t.Error("output sha256 does not match the written file")
+	}
+	w := rep.Weights
+	if w.WeightBuffers == 0 || w.Total != w.Parameters+w.WeightBuffers {
+		t.Errorf("weights: %+v", w)
+	}
+	if !rep.Verification.Passed || len(rep.Verification.Outputs) != 1 || rep.Verification.Outputs[0].MaxAbsDiff == nil || *rep.Verification.Outputs[0].MaxAbsDiff > 1e-5 {
+		t.Errorf("verification: %+v", rep.Verification)
+	}
+	var stages []string
+	for _, tm := range rep.Timings {
+		stages = append(stages, tm.Stage)
+	}
+	if strings.Join(stages, ",") != "load,convert,probe,save,verify" {
+		t.Errorf("timed stages: %v", stages)
+	}
+	for _, pkg := range []string{"python", "torch", "onnx", "onnx2torch", "onnxruntime"} {
+		if rep.Versions[pkg] == "" {
+			t.Errorf("no version for %s: %v", pkg, rep.Versions)
+		}
+	}
+}
+
+// checkWithPlainPython loads the result as a user would, in the venv's own
+// python, and compares it with onnxruntime on the ONNX model.
+func checkWithPlainPython(t *testing.T, dir string) {
+	t.Helper()
+	const script = `
+import numpy as np, onnxruntime as ort, torch
+ckpt = torch.load("out/resnet8.pt", weights_only=False)
+model = ckpt["model"].eval()
+x = np.random.default_rng(7).standard_normal((2, 32, 32, 3)).astype(np.float32)
+with torch.no_grad():
+    y = model(torch.from_numpy(x)).numpy()
+ref = ort.InferenceSession("resnet8.onnx", providers=["CPUExecutionProvider"]).run(None, {"input_1": x})[0]
+sd = torch.load("out/resnet8.state_dict.pt", weights_only=True)
+assert sd.keys() == model.state_dict().keys(), "state_dict keys differ"
+assert ckpt["state_dict"].keys() == sd.keys()
+assert ckpt["metadata"]["source"]["file"] == "resnet8.onnx"
+print(tuple(y.shape), float(np.abs(y - ref).max()))
+`
+	cmd := exec.Command(filepath.Join(venvDir, "bin", "python"), "-c", script)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("loading the result in plain Python: %v\n%s", err, out)
+	}
+	var shape0, shape1 int
+	var diff float64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "(%d, %d) %g", &shape0, &shape1, &diff); err != nil {
+		t.Fatalf("unexpected output %q: %v", out, err)
+	}
+	if shape0 != 2 || shape1 != 10 || diff > 1e-5 {
+		t.Errorf("plain Python: shape (%d, %d), max abs diff %g vs onnxruntime", shape0, shape1, diff)
+	}
+}
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+func TestBadInputFailsCleanly(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		content *string // nil: the file does not exist
+		code    int
+		says    string
+	}{
+		{"missing.onnx", nil, 2, "missing.onnx does not exist"},
+		{"empty.onnx", ptr(""), 2, "empty.onnx is empty, not an ONNX model"},
+		{"text.onnx", ptr("this is not a model\n"), 1, "text.onnx: not an ONNX model"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			in := filepath.Join(dir, c.name)
+			if c.content != nil {
+				if err := os.WriteFile(in, []byte(*c.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A good output from an earlier run must survive the failure.
+			out := filepath.Join(dir, "model.pt")
+			if err := os.WriteFile(out, []byte("earlier good output"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r := onnx2pt(t, dir, "convert", "--input", c.name, "--output", "model.pt")
+			if r.code != c.code {
+				t.Errorf("exit %d, want %d\n%s", r.code, c.code, r.stderr)
+			}
+			last := lastLine(r.stderr)
+			if !strings.HasPrefix(last, "onnx2pt: ") || !strings.Contains(last, c.says) {
+				t.Errorf("last line %q does not say %q", last, c.says)
+			}
+			if strings.Contains(r.stderr, "Traceback") {
+				t.Errorf("a traceback reached the user:\n%s", r.stderr)
+			}
+			if data, _ := os.ReadFile(out); string(data) != "earlier good output" {
+				t.Errorf("the earlier output was changed to %q", data)
+			}
+			if c.content == nil {
+				assertOnly(t, dir, "model.pt")
+			} else {
+				assertOnly(t, dir, c.name, "model.pt")
+			}
+		})
+	}
+}
+
+func TestVerificationFailureWritesNothing(t *testing.T) {
+	dir := workdir(t)
+	r := onnx2pt(t, dir, "convert", "--input", "resnet8.onnx", "--atol", "1e-12", "--rtol", "1e-12")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(lastLine(r.stderr), "differ from onnxruntime beyond tolerance") {
+		t.Errorf("last line: %q", lastLine(r.stderr))
+	}
+	assertOnly(t, dir, "resnet8.onnx")
+}
+
+func TestManyModelsOneInterpreter(t *testing.T) {
+	dir := workdir(t)
+	if err := os.WriteFile(filepath.Join(dir, "broken.onnx"), []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `models:
+  - {input: resnet8.onnx, output: a.pt}
+  - {input: broken.onnx, output: broken.pt}
+  - {input: resnet8.onnx, output: b.pt}
+`
+	if err := os.WriteFile(filepath.Join(dir, "batch.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := onnx2pt(t, dir, "convert", "--config", "batch.yaml", "--log-format", "json", "-v")
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	starts := 0
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		if strings.HasPrefix(line, "onnx2pt: ") {
+			continue // the closing error line is for people
+		}
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Errorf("log line is not JSON: %q", line)
+			continue
+		}
+		if strings.HasPrefix(fmt.Sprint(entry["msg"]), "Starting Python") {
+			starts++
+		}
+	}
+	if starts != 1 {
+		t.Errorf("Python started %d times, want once", starts)
+	}
+	if !strings.Contains(r.stderr, "Converted 2 of 3 models") || lastLine(r.stderr) != "onnx2pt: 1 of 3 models failed" {
+		t.Errorf("summary missing:\n%s", r.stderr)
+	}
+	assertOnly(t, dir, "resnet8.onnx", "broken.onnx", "batch.yaml",
+		"a.pt", "a.state_dict.pt", "a.report.json", "b.pt", "b.state_dict.pt", "b.report.json")
+}
+
+// assertOnly fails unless dir holds exactly the named files (so no
+// temporary or partial file was left behind).
+func assertOnly(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range entries {
+		got = append(got, e.Name())
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	for _, g := range got {
+		if !want[g] {
+			t.Errorf("unexpected file %s in %v", g, got)
+		}
+	}
+	if len(got) != len(names) {
+		t.Errorf("files %v, want %v", got, names)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func ptr(s string) *string { return &s }
