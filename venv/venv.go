@@ -36,7 +36,7 @@ type Spec struct {
 	Imports []string
 	// Installer is "uv", "pip", or "" to prefer uv and fall back to pip.
 	Installer string
-	Log     logrus.FieldLogger
+	Log       logrus.FieldLogger
 }
 
 // Env is a ready virtualenv.
