@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/onnx2pt/onnx2pt/pyembed"
+)
+
+// These tests run the command line in-process on paths that stop before
+// Python starts; the end-to-end tests in cmd/onnx2pt cover the rest.
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.onnx")
+	os.WriteFile(model, []byte("x"), 0o644)
+	badCfg := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badCfg, []byte("verify:\n  atoll: 1\n"), 0o644)
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		says string
+	}{
+		{"unknown flag", []string{"convert", "--nope"}, exitUsage, "unknown flag: --nope"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{"output without input", []string{"convert", "--output", "x.pt"}, exitUsage, "--output needs --input"},
+		{"missing input", []string{"convert", "--input", filepath.Join(dir, "none.onnx")}, exitUsage, "--input: " + filepath.Join(dir, "none.onnx") + " does not exist"},
+		{"unwritable output dir", []string{"convert", "-i", model, "-o", filepath.Join(dir, "no", "m.pt")}, exitUsage, "--output: directory"},
+		{"config typo", []string{"convert", "--config", badCfg}, exitUsage, "'verify' has invalid keys: atoll"},
+		{"bad log level", []string{"version", "--log-level", "loud"}, exitUsage, `"loud" is not one of`},
+		{"flag overrides the file", []string{"convert", "--config", filepath.Join("..", "..", "config", "onnx2pt.yaml"), "--batch-sizes", "0"}, exitUsage, "batch_sizes: 0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, c.args...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", code, c.code, stderr)
+			}
+			if !strings.Contains(stderr, c.says) {
+				t.Errorf("stderr lacks %q:\n%s", c.says, stderr)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(stdout, "onnx2pt ") || !strings.Contains(stdout, "embeds Python "+pyembed.LinkedVersion()) {
+		t.Errorf("exit %d:\n%s", code, stdout)
+	}
+}
+
+func TestHelpListsCommands(t *testing.T) {
+	code, stdout, _ := runCLI(t, "--help")
+	for _, want := range []string{"convert", "venv", "version"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("help lacks %s", want)
+		}
+	}
+	if code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
