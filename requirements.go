@@ -9,3 +9,9 @@ import _ "embed"
 //
 //go:embed requirements.txt
 var Requirements []byte
+
+// Lock is requirements.lock as built into the binary: exact versions of
+// every package Requirements brings in, used as constraints.
+//
+//go:embed requirements.lock
+var Lock []byte

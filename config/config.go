@@ -36,8 +36,18 @@ type PythonConfig struct {
 	Interpreter string `mapstructure:"interpreter"`
 	// Venv is the virtualenv directory.
 	Venv string `mapstructure:"venv"`
-	// Requirements is a requirements file; empty means the one built in.
+	// Requirements is a requirements file; empty means the one built in
+	// (with its lock file).
 	Requirements string `mapstructure:"requirements"`
+	// Lock is a constraints file pinning exact versions; empty means the
+	// built-in lock with the built-in requirements, and none otherwise.
+	Lock string `mapstructure:"lock"`
+	// Installer is uv, pip, or auto (uv when it can be had, else pip).
+	Installer string `mapstructure:"installer"`
+	// InstallArgs are extra arguments for the installer.
+	InstallArgs []string `mapstructure:"install_args"`
+	// Offline installs from the local package cache only.
+	Offline bool `mapstructure:"offline"`
 }
 
 // VerifyConfig says how converted models are probed and checked.
@@ -86,6 +96,10 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("python.interpreter", "")
 	v.SetDefault("python.venv", ".venv")
 	v.SetDefault("python.requirements", "")
+	v.SetDefault("python.lock", "")
+	v.SetDefault("python.installer", "auto")
+	v.SetDefault("python.install_args", []string{})
+	v.SetDefault("python.offline", false)
 	v.SetDefault("verify.batch_sizes", []int{1, 4})
 	v.SetDefault("verify.dims", map[string]int{})
 	v.SetDefault("verify.atol", 1e-5)
@@ -163,10 +177,18 @@ func (c *Config) Validate() error {
 	if c.Python.Venv == "" {
 		add("python.venv: must not be empty")
 	}
-	if c.Python.Requirements != "" {
-		if _, err := os.Stat(c.Python.Requirements); err != nil {
-			add("python.requirements: %s does not exist", c.Python.Requirements)
+	for _, f := range []struct{ key, path string }{
+		{"python.requirements", c.Python.Requirements},
+		{"python.lock", c.Python.Lock},
+	} {
+		if _, err := os.Stat(f.path); f.path != "" && err != nil {
+			add("%s: %s does not exist", f.key, f.path)
 		}
+	}
+	switch c.Python.Installer {
+	case "", "auto", "uv", "pip":
+	default:
+		add("python.installer: %q is not auto, uv or pip", c.Python.Installer)
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "trace", "debug", "info", "warn", "warning", "error":

@@ -32,11 +32,21 @@ type Spec struct {
 	// RequirementsName where it came from (for messages).
 	Requirements     []byte
 	RequirementsName string
-	// Imports are modules that must import after the install.
+	// Lock, when not empty, pins versions: the requirements are installed
+	// with it as constraints (pip's and uv's -c).
+	Lock []byte
+	// Imports are modules that must be importable after the install.
 	Imports []string
 	// Installer is "uv", "pip", or "" to prefer uv and fall back to pip.
 	Installer string
-	Log       logrus.FieldLogger
+	// InstallArgs are extra arguments for the installer.
+	InstallArgs []string
+	// Offline installs only from the local package cache (uv) or not at
+	// all (pip); a ready environment is used as it is.
+	Offline bool
+	// ToolsDir caches onnx2pt's own copy of uv when none is on PATH.
+	ToolsDir string
+	Log      logrus.FieldLogger
 }
 
 // Env is a ready virtualenv.
@@ -57,12 +67,14 @@ const stampName = ".onnx2pt-ready.json"
 type stamp struct {
 	Format       int    `json:"format"`
 	Requirements string `json:"requirements_sha256"`
+	Lock         string `json:"lock_sha256"`
+	InstallArgs  string `json:"install_args"`
 	Python       string `json:"python"`
 	PythonID     string `json:"python_id"`
 	Platform     string `json:"platform"`
 }
 
-const stampFormat = 1
+const stampFormat = 2
 
 // Ensure makes sure the environment described by s exists and is complete,
 // provisioning it if needed. Concurrent calls on the same Dir (in this or
@@ -95,7 +107,7 @@ func Ensure(ctx context.Context, s Spec) (*Env, error) {
 	if have == want {
 		return env, nil
 	}
-	s.Log.Infof("Provisioning virtualenv %s: %s", s.Dir, reason(have, want, s.RequirementsName))
+	s.Log.Infof("Provisioning virtualenv %s: %s", s.Dir, reason(ctx, have, want, s))
 	if err := provision(ctx, s, env); err != nil {
 		return nil, err
 	}
@@ -120,16 +132,25 @@ func wantedStamp(s Spec) (stamp, error) {
 	if err != nil {
 		return stamp{}, err
 	}
-	sum := sha256.Sum256(s.Requirements)
 	return stamp{
 		Format:       stampFormat,
-		Requirements: hex.EncodeToString(sum[:]),
+		Requirements: sha256Hex(s.Requirements),
+		Lock:         sha256Hex(s.Lock),
+		InstallArgs:  strings.Join(s.InstallArgs, " "),
 		Python:       real,
 		// Size and modification time change when the interpreter is
 		// upgraded in place; reading them costs no process start.
 		PythonID: fmt.Sprintf("%d-%d", st.Size(), st.ModTime().UnixNano()),
 		Platform: runtime.GOOS + "/" + runtime.GOARCH,
 	}, nil
+}
+
+func sha256Hex(data []byte) string {
+	if len(data) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 func readStamp(dir string) stamp {
@@ -157,21 +178,46 @@ func writeStamp(dir string, st stamp) error {
 }
 
 // reason says in a few words why the environment is (re)provisioned.
-func reason(have, want stamp, reqName string) string {
+func reason(ctx context.Context, have, want stamp, s Spec) string {
 	switch {
 	case have == stamp{}:
 		return "not provisioned yet, or the last install did not finish"
 	case have.Format != want.Format:
-		return "stamp format changed"
-	case have.Python != want.Python:
-		return fmt.Sprintf("python changed (%s → %s)", have.Python, want.Python)
-	case have.PythonID != want.PythonID:
-		return fmt.Sprintf("python %s was updated", want.Python)
+		return "onnx2pt's stamp format changed"
+	case have.Python != want.Python || have.PythonID != want.PythonID:
+		return fmt.Sprintf("python %s → %s", venvVersion(s.Dir), pythonVersion(ctx, s.Python))
 	case have.Platform != want.Platform:
-		return fmt.Sprintf("platform changed (%s → %s)", have.Platform, want.Platform)
+		return fmt.Sprintf("platform %s → %s", have.Platform, want.Platform)
+	case have.Requirements != want.Requirements:
+		return s.RequirementsName + " changed"
+	case have.Lock != want.Lock:
+		return "the lock file changed"
 	default:
-		return reqName + " changed"
+		return "installer arguments changed"
 	}
+}
+
+// venvVersion is the Python version recorded in the venv's pyvenv.cfg.
+func venvVersion(dir string) string {
+	data, err := os.ReadFile(filepath.Join(dir, "pyvenv.cfg"))
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		key, value, ok := strings.Cut(line, "=")
+		if ok && (strings.TrimSpace(key) == "version" || strings.TrimSpace(key) == "version_info") {
+			return strings.TrimSpace(value)
+		}
+	}
+	return "?"
+}
+
+func pythonVersion(ctx context.Context, python string) string {
+	out, err := exec.CommandContext(ctx, python, "-I", "-c", "import platform; print(platform.python_version())").Output()
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // lock takes an exclusive lock on path, telling the user when it has to wait.
@@ -200,38 +246,54 @@ func lock(path string, log logrus.FieldLogger) (func(), error) {
 	}, nil
 }
 
-// provision (re)creates the venv if it is missing or broken, then installs
-// the requirements into it.
+// provision (re)creates the venv if it is missing or made by another
+// Python, then installs the requirements into it. An interrupted install
+// is repaired in place: the installer completes what is missing.
 func provision(ctx context.Context, s Spec, env *Env) error {
 	os.Remove(filepath.Join(s.Dir, stampName))
-	if err := create(ctx, s, env); err != nil {
+	logPath := s.Dir + ".log"
+	os.Remove(logPath)
+	inst := chooseInstaller(ctx, s, logPath)
+	if err := create(ctx, s, env, inst, logPath); err != nil {
 		return err
 	}
-	reqFile := filepath.Join(s.Dir, "onnx2pt-requirements.txt")
-	if err := os.WriteFile(reqFile, s.Requirements, 0o644); err != nil {
+	files := []string{filepath.Join(s.Dir, "onnx2pt-requirements.txt")}
+	if err := os.WriteFile(files[0], s.Requirements, 0o644); err != nil {
 		return err
 	}
-	logPath := filepath.Join(s.Dir, "onnx2pt-install.log")
-	inst := findInstaller(ctx, s, env, logPath)
+	if len(s.Lock) > 0 {
+		files = append(files, filepath.Join(s.Dir, "onnx2pt-requirements.lock"))
+		if err := os.WriteFile(files[1], s.Lock, 0o644); err != nil {
+			return err
+		}
+	}
 	s.Log.Infof("Installing %s with %s (log: %s)", s.RequirementsName, inst.name, logPath)
-	if err := run(ctx, s.Log, logPath, inst.name, inst.install(reqFile)...); err != nil {
-		return fmt.Errorf("installing %s into %s failed: %s (full output: %s)", s.RequirementsName, s.Dir, err, logPath)
+	for _, argv := range inst.install(env.Python, files, s) {
+		if err := run(ctx, s.Log, logPath, inst.name, argv...); err != nil {
+			return fmt.Errorf("installing %s into %s failed: %s (full output: %s)", s.RequirementsName, s.Dir, explain(err, s), logPath)
+		}
 	}
 	if len(s.Imports) > 0 {
-		code := "import " + strings.Join(s.Imports, ", ")
-		if err := run(ctx, s.Log, logPath, "check", env.Python, "-c", code); err != nil {
-			return fmt.Errorf("virtualenv %s installed but %q fails: %s (full output: %s)", s.Dir, code, err, logPath)
+		if err := run(ctx, s.Log, logPath, "check", env.Python, "-I", "-c", importCheck, strings.Join(s.Imports, ",")); err != nil {
+			return fmt.Errorf("virtualenv %s: %s after the install (full output: %s)", s.Dir, lastLine(err), logPath)
 		}
 	}
 	return nil
 }
 
-// create makes the virtualenv unless a usable one for this interpreter is
-// already there (an interrupted install is repaired in place: the
-// installer completes it).
-func create(ctx context.Context, s Spec, env *Env) error {
-	cfg := filepath.Join(s.Dir, "pyvenv.cfg")
-	if _, err := os.Stat(cfg); err == nil {
+// importCheck finds each module without importing it (importing torch
+// alone takes seconds): enough to catch a package that did not install.
+const importCheck = `
+import importlib.util, sys
+missing = [m for m in sys.argv[1].split(",") if importlib.util.find_spec(m) is None]
+if missing:
+    sys.exit("cannot import " + ", ".join(missing))
+`
+
+// create makes the virtualenv unless one made by this interpreter is
+// already there.
+func create(ctx context.Context, s Spec, env *Env, inst installer, logPath string) error {
+	if _, err := os.Stat(filepath.Join(s.Dir, "pyvenv.cfg")); err == nil {
 		if sameInterpreter(ctx, s.Python, env.Python) {
 			return nil
 		}
@@ -242,14 +304,14 @@ func create(ctx context.Context, s Spec, env *Env) error {
 	} else if entries, err := os.ReadDir(s.Dir); err == nil && len(entries) > 0 {
 		return fmt.Errorf("%s exists and is not a virtualenv: remove it or set python.venv to another directory", s.Dir)
 	}
-	if err := run(ctx, s.Log, "", "venv", s.Python, "-m", "venv", s.Dir); err != nil {
-		return fmt.Errorf("creating virtualenv %s with %s failed: %s", s.Dir, s.Python, err)
+	if err := run(ctx, s.Log, logPath, "venv", inst.create(s.Python, s.Dir)...); err != nil {
+		return fmt.Errorf("creating virtualenv %s with %s failed: %s", s.Dir, s.Python, lastLine(err))
 	}
 	return nil
 }
 
 // sameInterpreter reports whether the venv's python runs the same
-// executable as python, by asking each for its real sys._base_executable.
+// executable as python.
 func sameInterpreter(ctx context.Context, python, venvPython string) bool {
 	const code = "import sys, os; print(os.path.realpath(getattr(sys, '_base_executable', sys.executable)))"
 	a, err1 := exec.CommandContext(ctx, python, "-I", "-c", code).Output()

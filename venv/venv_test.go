@@ -2,9 +2,11 @@ package venv
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -144,8 +146,11 @@ func TestFailedInstallSaysWhyAndStaysUnready(t *testing.T) {
 		t.Fatal("installing a missing package succeeded")
 	}
 	msg := err.Error()
-	if strings.Contains(msg, "\n") || !strings.Contains(msg, "onnx2pt-install.log") {
+	if strings.Contains(msg, "\n") || !strings.Contains(msg, dir+".log") {
 		t.Errorf("error should be one line naming the log: %q", msg)
+	}
+	if !strings.Contains(msg, "no no-such-package-onnx2pt-test release installs on Python 3.") {
+		t.Errorf("error does not say what is missing: %q", msg)
 	}
 	if readStamp(dir) != (stamp{}) {
 		t.Error("a failed install left the environment marked ready")
@@ -164,5 +169,42 @@ func TestRefusesToReplaceANonVenvDirectory(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "precious.txt")); err != nil {
 		t.Error("the directory's contents were touched")
+	}
+}
+
+func TestOfflineWithMissingPackages(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "venv")
+	s, _ := spec(t, dir, "onnx2pt-test-package-nobody-has\n")
+	s.Offline = true
+	_, err := Ensure(context.Background(), s)
+	if err == nil {
+		t.Fatal("an offline install of a missing package succeeded")
+	}
+	if !strings.Contains(err.Error(), "offline mode, and onnx2pt-test-package-nobody-has is not installed or cached") {
+		t.Errorf("got %q", err)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pyvenv.cfg"), []byte("version_info = 3.14.0\n"), 0o644)
+	for _, c := range []struct {
+		output  string
+		offline bool
+		want    string
+	}{
+		{"error: Failed to fetch: `https://pypi.org/simple/torch/`\n  Caused by: dns error", false, "cannot reach the package index"},
+		{"ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device", false, "the disk is full"},
+		{"  × No solution found when resolving dependencies:\n  ╰─▶ Because torch==2.15.0 has no wheels with a matching Python ABI tag", false, "no torch release installs on Python 3.14.0 on " + runtime.GOOS},
+		{"ERROR: No matching distribution found for onnxruntime", false, "no onnxruntime release installs"},
+		{"error: Network connectivity is disabled, but the requested data wasn't found in the cache for: `torch`", true, "offline mode, and a required package is not installed or cached"},
+		{"  × No solution found when resolving dependencies:\n  ╰─▶ Because you require a<1 and a>2, we can conclude that your requirements are unsatisfiable.", false, "the requirements conflict"},
+		{"something else entirely", false, "something else entirely"},
+	} {
+		err := &cmdError{err: errors.New("exit status 1"), output: strings.Split(c.output, "\n")}
+		got := explain(err, Spec{Dir: dir, Offline: c.offline})
+		if !strings.Contains(got, c.want) {
+			t.Errorf("%q:\n got %q\nwant %q", c.output, got, c.want)
+		}
 	}
 }

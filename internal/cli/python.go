@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/onnx2pt/onnx2pt"
 	"github.com/onnx2pt/onnx2pt/config"
@@ -19,26 +20,41 @@ var pythonModules = []string{"torch", "onnx", "onnx2torch", "onnxruntime", "nump
 
 // provision makes sure the virtualenv is ready.
 func (a *app) provision(ctx context.Context, cfg *config.Config) (*venv.Env, error) {
-	interpreter := cfg.Python.Interpreter
+	p := cfg.Python
+	interpreter := p.Interpreter
 	if interpreter == "" {
 		interpreter = pyembed.BuildInterpreter()
 	}
-	req, reqName := onnx2pt.Requirements, "requirements.txt (built in)"
-	if cfg.Python.Requirements != "" {
-		data, err := os.ReadFile(cfg.Python.Requirements)
+	spec := venv.Spec{
+		Dir:              p.Venv,
+		Python:           interpreter,
+		Requirements:     onnx2pt.Requirements,
+		RequirementsName: "requirements.txt (built in)",
+		Lock:             onnx2pt.Lock,
+		Imports:          pythonModules,
+		Installer:        strings.TrimPrefix(p.Installer, "auto"),
+		InstallArgs:      p.InstallArgs,
+		Offline:          p.Offline,
+		Log:              a.log,
+	}
+	if p.Requirements != "" {
+		data, err := os.ReadFile(p.Requirements)
 		if err != nil {
 			return nil, withCode(exitUsage, fmt.Errorf("python.requirements: %v", err))
 		}
-		req, reqName = data, cfg.Python.Requirements
+		spec.Requirements, spec.RequirementsName, spec.Lock = data, p.Requirements, nil
 	}
-	env, err := venv.Ensure(ctx, venv.Spec{
-		Dir:              cfg.Python.Venv,
-		Python:           interpreter,
-		Requirements:     req,
-		RequirementsName: reqName,
-		Imports:          pythonModules,
-		Log:              a.log,
-	})
+	if p.Lock != "" {
+		data, err := os.ReadFile(p.Lock)
+		if err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("python.lock: %v", err))
+		}
+		spec.Lock = data
+	}
+	if cache, err := os.UserCacheDir(); err == nil {
+		spec.ToolsDir = filepath.Join(cache, "onnx2pt")
+	}
+	env, err := venv.Ensure(ctx, spec)
 	return env, withCode(exitEnvironment, err)
 }
 

@@ -27,9 +27,14 @@ Nothing is installed when nothing changed since the last successful install.`,
 			return nil
 		},
 	}
-	cmd.Flags().String("venv", "", "virtualenv directory (python.venv)")
-	cmd.Flags().String("python", "", "interpreter that creates the virtualenv (python.interpreter)")
-	a.bind(cmd.Flags(), "python.venv", "venv")
-	a.bind(cmd.Flags(), "python.interpreter", "python")
+	f := cmd.Flags()
+	f.String("venv", "", "virtualenv directory (python.venv)")
+	f.String("python", "", "interpreter that creates the virtualenv (python.interpreter)")
+	f.Bool("offline", false, "install nothing from the network (python.offline)")
+	f.String("installer", "", "auto, uv or pip (python.installer)")
+	a.bind(f, "python.venv", "venv")
+	a.bind(f, "python.interpreter", "python")
+	a.bind(f, "python.offline", "offline")
+	a.bind(f, "python.installer", "installer")
 	return cmd
 }
