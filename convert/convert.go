@@ -33,6 +33,7 @@ const userErrorType = "onnx2pt_py.errors.UserError"
 type Session struct {
 	ip       *pyembed.Interpreter
 	job      *pyembed.Object // the onnx2pt_py.job module
+	bridge   *pyembed.Object // the onnx2pt_py.logbridge module
 	versions map[string]string
 	tool     report.Tool
 	log      logrus.FieldLogger
@@ -41,18 +42,29 @@ type Session struct {
 // Open prepares a session on a started interpreter whose sys.path holds the
 // helpers (see python.Install).
 func Open(ip *pyembed.Interpreter, toolVersion string, log logrus.FieldLogger) (*Session, error) {
-	job, err := ip.Import("onnx2pt_py.job")
-	if err != nil {
+	s := &Session{ip: ip, log: log}
+	var err error
+	if s.bridge, err = ip.Import("onnx2pt_py.logbridge"); err != nil {
 		return nil, fmt.Errorf("loading the Python helpers: %w", err)
 	}
-	s := &Session{ip: ip, job: job, log: log}
+	var installed bool
+	if err := callInto(s.bridge, "install", &installed); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("routing Python's output into the log: %w", err)
+	}
+	if s.job, err = ip.Import("onnx2pt_py.job"); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("loading the Python helpers: %w", err)
+	}
 	var warm bool
-	if err := callInto(job, "warm_up", &warm); err != nil {
-		job.Close()
+	err = callInto(s.job, "warm_up", &warm)
+	s.forwardPythonLogs(log)
+	if err != nil {
+		s.Close()
 		return nil, fmt.Errorf("importing torch, onnx2torch and onnxruntime: %w", err)
 	}
-	if err := callInto(job, "versions", &s.versions); err != nil {
-		job.Close()
+	if err := callInto(s.job, "versions", &s.versions); err != nil {
+		s.Close()
 		return nil, err
 	}
 	s.tool = report.Tool{
@@ -69,7 +81,37 @@ func Open(ip *pyembed.Interpreter, toolVersion string, log logrus.FieldLogger) (
 func (s *Session) Versions() map[string]string { return s.versions }
 
 // Close releases the session's Python objects.
-func (s *Session) Close() { s.job.Close() }
+func (s *Session) Close() {
+	s.job.Close()
+	s.bridge.Close()
+}
+
+// forwardPythonLogs sends what Python printed, warned and logged since the
+// last call into the Go log.
+func (s *Session) forwardPythonLogs(log logrus.FieldLogger) {
+	var records []struct {
+		Level   string `json:"level"`
+		Source  string `json:"source"`
+		Message string `json:"message"`
+	}
+	if err := callInto(s.bridge, "drain", &records); err != nil {
+		log.Debugf("reading Python's log records: %v", err)
+		return
+	}
+	for _, r := range records {
+		entry := log.WithField("source", r.Source)
+		switch r.Level {
+		case "debug":
+			entry.Debug(r.Message)
+		case "info":
+			entry.Info(r.Message)
+		case "warning":
+			entry.Warn(r.Message)
+		default:
+			entry.Error(r.Message)
+		}
+	}
+}
 
 // Error is a failed conversion. Its message is one line naming the model
 // and what to do; Detail holds a Python traceback when there is one.
@@ -185,6 +227,21 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 	return r.rep, nil
 }
 
+// Inspect loads and checks an ONNX model and describes it, including the
+// ops onnx2torch cannot convert, without converting it.
+func (s *Session) Inspect(path string) (*report.Source, error) {
+	r := &run{s: s, log: s.log.WithField("model", path), input: path, rep: &report.Report{}}
+	job, err := s.job.CallMethod("ConversionJob", path)
+	if err != nil {
+		return nil, r.fail("load", err)
+	}
+	defer job.Close()
+	if err := r.step(context.Background(), "load", job, "load", &r.rep.Source); err != nil {
+		return nil, err
+	}
+	return &r.rep.Source, nil
+}
+
 // run is the state of one Convert call.
 type run struct {
 	s     *Session
@@ -202,6 +259,7 @@ func (r *run) step(ctx context.Context, stage string, job *pyembed.Object, metho
 	t := time.Now()
 	err := callInto(job, method, out, args...)
 	r.rep.Timings = append(r.rep.Timings, report.Timing{Stage: stage, Seconds: time.Since(t).Seconds()})
+	r.s.forwardPythonLogs(r.log)
 	if err != nil {
 		return r.fail(stage, err)
 	}

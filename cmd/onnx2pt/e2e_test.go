@@ -365,3 +365,17 @@ func lastLine(s string) string {
 }
 
 func ptr(s string) *string { return &s }
+
+func TestInspect(t *testing.T) {
+	dir := workdir(t)
+	r := onnx2pt(t, dir, "inspect", "resnet8.onnx")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"opset 13", "input_1  float32  (batch, 32, 32, 3)", "dense    float32  (batch, 10)", "Conv×9", "onnx2torch converts every op"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("inspect output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	assertOnly(t, dir, "resnet8.onnx") // inspecting writes nothing
+}

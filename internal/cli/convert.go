@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/onnx2pt/onnx2pt/config"
@@ -80,26 +81,41 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) 
 		a.logDetail(m, err)
 		return withCode(exitFailed, err)
 	}
+	type outcome struct {
+		model   config.Model
+		err     error
+		seconds float64
+	}
+	var outcomes []outcome
 	failed := 0
 	for i, m := range cfg.Models {
 		if ctx.Err() != nil {
 			return withCode(exitInterrupted, errors.New("interrupted"))
 		}
+		t := time.Now()
 		_, err := sess.Convert(ctx, m, cfg.Effective(m))
-		if err == nil {
-			continue
-		}
-		failed++
-		a.logDetail(m, err)
-		a.log.WithField("model", m.Input).Error(err)
-		if failFast && i < len(cfg.Models)-1 {
-			a.log.Warnf("Stopping after the first failure (--fail-fast): %d models not converted", len(cfg.Models)-i-1)
-			break
+		outcomes = append(outcomes, outcome{m, err, time.Since(t).Seconds()})
+		if err != nil {
+			failed++
+			a.logDetail(m, err)
+			a.log.WithField("model", m.Input).Error(err)
+			if failFast && i < len(cfg.Models)-1 {
+				a.log.Warnf("Stopping at the first failure (--fail-fast): %d models not converted", len(cfg.Models)-i-1)
+				break
+			}
 		}
 	}
-	a.log.Infof("Converted %d of %d models in %.1fs", len(cfg.Models)-failed, len(cfg.Models), time.Since(start).Seconds())
-	if failed > 0 {
-		return withCode(exitFailed, fmt.Errorf("%d of %d models failed", failed, len(cfg.Models)))
+	a.log.Infof("Converted %d of %d models in %.1fs", len(outcomes)-failed, len(cfg.Models), time.Since(start).Seconds())
+	for _, o := range outcomes {
+		entry := a.log.WithFields(logrus.Fields{"model": o.model.Input, "seconds": fmt.Sprintf("%.2f", o.seconds)})
+		if o.err != nil {
+			entry.Warnf("  failed  %s", o.model.Input)
+		} else {
+			entry.Infof("  ok      %s → %s", o.model.Input, o.model.Output)
+		}
+	}
+	if failed > 0 || len(outcomes) < len(cfg.Models) {
+		return withCode(exitFailed, fmt.Errorf("%d of %d models failed", len(cfg.Models)-len(outcomes)+failed, len(cfg.Models)))
 	}
 	return nil
 }

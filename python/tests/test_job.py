@@ -3,8 +3,9 @@ import os
 import numpy as np
 import onnx
 import pytest
-from conftest import REPO
 from onnx import TensorProto, helper, numpy_helper
+
+from conftest import REPO
 from onnx2pt_py import job, model_info
 from onnx2pt_py.errors import UserError
 

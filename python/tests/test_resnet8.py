@@ -2,6 +2,7 @@ import collections
 import os
 
 import onnx
+
 from conftest import REPO
 from onnx2pt_py import resnet8
 
