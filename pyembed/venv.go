@@ -2,8 +2,10 @@ package pyembed
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -25,6 +27,20 @@ func CheckVenv(venv string) (string, error) {
 		return "", fmt.Errorf("virtualenv %s has no bin/python: remove it so it is made again", venv)
 	}
 	return python, nil
+}
+
+// CheckInterpreter makes sure python (a path or a name on PATH) is the
+// Python version this binary embeds, so a virtualenv made with it will do.
+func CheckInterpreter(ctx context.Context, python string) error {
+	out, err := exec.CommandContext(ctx, python, "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])").Output()
+	if err != nil {
+		return fmt.Errorf("python interpreter %s does not run (%v): set python.interpreter to a working one", python, err)
+	}
+	if v := strings.TrimSpace(string(out)); v != LinkedVersion() {
+		return fmt.Errorf("python interpreter %s is Python %s but onnx2pt embeds Python %s: rebuild with PYTHON=%s go tool task build, or unset python.interpreter",
+			python, v, LinkedVersion(), python)
+	}
+	return nil
 }
 
 func venvVersion(cfg string) (string, error) {

@@ -46,7 +46,10 @@ type Spec struct {
 	Offline bool
 	// ToolsDir caches onnx2pt's own copy of uv when none is on PATH.
 	ToolsDir string
-	Log      logrus.FieldLogger
+	// CheckPython, if set, vets the interpreter before anything is
+	// installed with it (only when provisioning is needed).
+	CheckPython func(ctx context.Context, python string) error
+	Log         logrus.FieldLogger
 }
 
 // Env is a ready virtualenv.
@@ -106,6 +109,11 @@ func Ensure(ctx context.Context, s Spec) (*Env, error) {
 	have := readStamp(dir)
 	if have == want {
 		return env, nil
+	}
+	if s.CheckPython != nil {
+		if err := s.CheckPython(ctx, s.Python); err != nil {
+			return nil, err
+		}
 	}
 	s.Log.Infof("Provisioning virtualenv %s: %s", s.Dir, reason(ctx, have, want, s))
 	if err := provision(ctx, s, env); err != nil {

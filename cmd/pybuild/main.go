@@ -20,11 +20,16 @@ func main() {
 	python := flag.String("python", envOr("PYTHON", "python3"), "interpreter to build against (name on PATH or path)")
 	out := flag.String("out", ".build/python", "directory for the generated pkg-config file and header")
 	compat := flag.String("compat", "pyembed/include", "directory holding pyembed's compatibility Python.h")
+	doctor := flag.Bool("doctor", false, "check the interpreter, build tools and virtualenv, and say how to fix problems")
+	venv := flag.String("venv", ".venv", "virtualenv to check with -doctor")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: pybuild [flags] [-- command args...]\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if *doctor {
+		os.Exit(diagnose(*python, *venv, *compat, *out))
+	}
 	if err := run(*python, *out, *compat, flag.Args()); err != nil {
 		fmt.Fprintln(os.Stderr, "pybuild:", err)
 		var exit *exec.ExitError
@@ -72,6 +77,32 @@ func run(python, out, compat string, command []string) error {
 		"ONNX2PT_BUILD_PYTHON="+info.Executable,
 	)
 	return cmd.Run()
+}
+
+// diagnose prints each finding and returns 1 if any needs fixing.
+func diagnose(python, venv, compat, out string) int {
+	absCompat, _ := filepath.Abs(compat)
+	absOut, _ := filepath.Abs(out)
+	problems := 0
+	for _, f := range pybuild.Diagnose(python, venv, absCompat, absOut) {
+		mark := "ok"
+		if !f.OK {
+			mark = "PROBLEM"
+			problems++
+		}
+		fmt.Printf("%-8s %-12s %s\n", mark, f.Check, f.Found)
+		for _, d := range f.Detail {
+			fmt.Printf("%-8s %-12s %s\n", "", "", d)
+		}
+		if !f.OK && f.Fix != "" {
+			fmt.Printf("%-8s %-12s fix: %s\n", "", "", f.Fix)
+		}
+	}
+	if problems > 0 {
+		fmt.Printf("\n%d problem(s) found\n", problems)
+		return 1
+	}
+	return 0
 }
 
 func envOr(name, def string) string {

@@ -35,6 +35,7 @@ func (a *app) provision(ctx context.Context, cfg *config.Config) (*venv.Env, err
 		Installer:        strings.TrimPrefix(p.Installer, "auto"),
 		InstallArgs:      p.InstallArgs,
 		Offline:          p.Offline,
+		CheckPython:      pyembed.CheckInterpreter,
 		Log:              a.log,
 	}
 	if p.Requirements != "" {

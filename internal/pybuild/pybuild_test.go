@@ -130,3 +130,31 @@ func lineWith(text, prefix string) string {
 	}
 	return ""
 }
+
+func TestDiagnoseFindsAVenvOfAnotherVersion(t *testing.T) {
+	if _, err := Probe("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	venv := t.TempDir()
+	os.WriteFile(filepath.Join(venv, "pyvenv.cfg"), []byte("home = /x\nversion = 3.2.1\n"), 0o644)
+	var got *Finding
+	findings := Diagnose("python3", venv, "/c", "/o")
+	for i := range findings {
+		if findings[i].Check == "virtualenv" {
+			got = &findings[i]
+		}
+	}
+	if got == nil || got.OK || !strings.Contains(got.Fix, "remove "+venv) || !strings.Contains(got.Fix, "PYTHON=python3.2") {
+		t.Errorf("virtualenv finding: %+v", got)
+	}
+	if findings[0].Check != "interpreter" || !strings.Contains(findings[0].Found, "Python 3.") {
+		t.Errorf("interpreter finding: %+v", findings[0])
+	}
+}
+
+func TestDiagnoseAMissingInterpreter(t *testing.T) {
+	findings := Diagnose("no-such-python", t.TempDir(), "/c", "/o")
+	if len(findings) != 1 || findings[0].OK || findings[0].Fix == "" {
+		t.Errorf("got %+v", findings)
+	}
+}
