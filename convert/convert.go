@@ -134,6 +134,8 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 	}}
 	start := time.Now()
 	defer r.cleanup()
+	// Ctrl-C or SIGTERM stops the Python step under way, not just the next.
+	defer context.AfterFunc(ctx, func() { s.ip.Interrupt() })()
 
 	log.Infof("Loading ONNX model from %s", m.Input)
 	job, err := s.job.CallMethod("ConversionJob", m.Input, pyembed.Kwargs{
@@ -273,8 +275,11 @@ func (r *run) fail(stage string, err error) error {
 	if !errors.As(err, &pe) {
 		return &Error{Input: r.input, Stage: stage, Msg: fmt.Sprintf("%s: %s failed: %v", r.input, stage, err)}
 	}
-	if pe.Type == userErrorType {
+	switch pe.Type {
+	case userErrorType:
 		return &Error{Input: r.input, Stage: stage, Msg: pe.Message, Detail: pe.Traceback}
+	case "KeyboardInterrupt":
+		return &Error{Input: r.input, Stage: stage, Msg: fmt.Sprintf("%s: interrupted during %s; nothing was written", r.input, stage)}
 	}
 	msg := pe.Message
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {

@@ -37,6 +37,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	python3 "github.com/go-python/cpy3"
@@ -57,6 +58,7 @@ type Options struct {
 // Interpreter is the embedded CPython. Create it with Start.
 type Interpreter struct {
 	calls chan func()
+	busy  atomic.Bool // a call is running on the owner thread
 
 	mu     sync.RWMutex
 	closed bool
@@ -119,11 +121,15 @@ func (ip *Interpreter) own(program string, ready chan<- error) {
 		ready <- fmt.Errorf("pyembed: built for Python %s but loaded libpython %s; rebuild with 'go tool task build'", LinkedVersion(), strings.Fields(v)[0])
 		return
 	}
+	C.pyembed_record_owner()
 	state := python3.PyEval_SaveThread()
 	ready <- nil
 	for fn := range ip.calls {
 		python3.PyEval_RestoreThread(state)
+		C.pyembed_clear_interrupt()
+		ip.busy.Store(true)
 		fn()
+		ip.busy.Store(false)
 		state = python3.PyEval_SaveThread()
 	}
 }
@@ -149,6 +155,17 @@ func (ip *Interpreter) do(fn func() error) error {
 	}
 	<-done
 	return err
+}
+
+// Interrupt raises KeyboardInterrupt in the Python code running now, if
+// any, the next time it executes Python bytecode; the call then returns an
+// *Error of that type. Long native operations (one big tensor op, a
+// protobuf parse) finish first. It reports whether a call was running.
+func (ip *Interpreter) Interrupt() bool {
+	if !ip.busy.Load() {
+		return false
+	}
+	return C.pyembed_interrupt() > 0
 }
 
 // Close stops the interpreter from taking more work and waits for the

@@ -37,3 +37,23 @@ int pyembed_bytes(PyObject *o, char **buf, Py_ssize_t *len) {
 	return PyBytes_AsStringAndSize(o, buf, len);
 }
 
+
+// The thread that started the interpreter and runs every call (see
+// interpreter.go); interruptions are aimed at it.
+static unsigned long owner_ident;
+
+void pyembed_record_owner(void) { owner_ident = PyThread_get_thread_ident(); }
+
+// pyembed_clear_interrupt drops an interruption that arrived after the call
+// it was meant for had finished. Call with the GIL held, on the owner.
+void pyembed_clear_interrupt(void) { PyThreadState_SetAsyncExc(owner_ident, NULL); }
+
+// pyembed_interrupt raises KeyboardInterrupt in the owner thread the next
+// time it runs Python bytecode. Callable from any thread: it takes the GIL,
+// which running Python code hands over within its switch interval.
+int pyembed_interrupt(void) {
+	PyGILState_STATE gil = PyGILState_Ensure();
+	int n = PyThreadState_SetAsyncExc(owner_ident, PyExc_KeyboardInterrupt);
+	PyGILState_Release(gil);
+	return n;
+}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // ip is the one interpreter the tests share: CPython starts once a process.
@@ -413,4 +414,31 @@ func TestCheckInterpreter(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "is Python 2.7 but onnx2pt embeds Python "+LinkedVersion()) {
 		t.Errorf("another version: %v", err)
 	}
+}
+
+func TestInterruptStopsRunningPython(t *testing.T) {
+	mod := testmod(t)
+	if ip.Interrupt() {
+		t.Error("Interrupt reported a call while none was running")
+	}
+	go func() {
+		for !ip.Interrupt() {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	_, err := mod.CallMethod("spin", 30.0)
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Type != "KeyboardInterrupt" {
+		t.Fatalf("spin(30) returned %v, want KeyboardInterrupt", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("interrupt took %v", d)
+	}
+	// The interpreter carries on normally afterwards.
+	res, err := mod.CallMethod("spin", 0.01)
+	if err != nil {
+		t.Fatalf("after an interrupt: %v", err)
+	}
+	res.Close()
 }

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 var (
@@ -378,4 +379,30 @@ func TestInspect(t *testing.T) {
 		}
 	}
 	assertOnly(t, dir, "resnet8.onnx") // inspecting writes nothing
+}
+
+func TestInterruptStopsCleanly(t *testing.T) {
+	dir := workdir(t)
+	cmd := exec.Command(binary, "convert", "--input", "resnet8.onnx")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ONNX2PT_PYTHON_VENV="+venvDir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // Python is starting: importing torch
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	err := cmd.Wait()
+	took := time.Since(sent)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("exit: %v, want 130\n%s", err, stderr.String())
+	}
+	if took > 3*time.Second {
+		t.Errorf("stopping took %v", took)
+	}
+	assertOnly(t, dir, "resnet8.onnx")
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -75,7 +76,15 @@ func (a *app) startSession(ctx context.Context, cfg *config.Config) (*convert.Se
 	if err != nil {
 		return nil, withCode(exitEnvironment, err)
 	}
+	stopInterrupt := context.AfterFunc(ctx, func() { ip.Interrupt() })
 	sess, err := convert.Open(ip, toolVersion(), a.log)
+	stopInterrupt()
+	if ctx.Err() != nil {
+		if sess != nil {
+			sess.Close()
+		}
+		return nil, withCode(exitInterrupted, errors.New("interrupted while starting Python"))
+	}
 	if err != nil {
 		return nil, withCode(exitEnvironment, err)
 	}

@@ -42,6 +42,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	a := &app{v: config.NewViper(), log: logrus.New(), stdout: stdout, stderr: stderr}
 	a.log.SetOutput(stderr)
+	// The first signal stops the work cleanly; a second one, with the
+	// default handler back in place, ends the process at once.
+	context.AfterFunc(ctx, func() {
+		stop()
+		a.log.Warn("Interrupted: stopping (again to quit at once)")
+	})
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -48,3 +48,13 @@ def nested(depth):
     for _ in range(depth):
         value = [value]
     return value
+
+
+def spin(seconds):
+    """Run Python bytecode for up to seconds; return how long it ran."""
+    import time
+
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        pass
+    return time.monotonic() - start
