@@ -43,8 +43,9 @@ func chooseInstaller(ctx context.Context, s Spec, logPath string) installer {
 func uvInstaller(uv string) installer {
 	return installer{
 		name: "uv",
+		// --seed adds pip, which users expect in a virtualenv.
 		create: func(python, dir string) []string {
-			return []string{uv, "venv", "--quiet", "--allow-existing", "--python", python, dir}
+			return []string{uv, "venv", "--quiet", "--seed", "--allow-existing", "--python", python, dir}
 		},
 		install: func(venvPython string, files []string, s Spec) [][]string {
 			argv := []string{uv, "pip", "install", "--python", venvPython, "-r", files[0]}
