@@ -20,6 +20,8 @@ import (
 	"syscall"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/onnx2pt/onnx2pt/internal/pyvenv"
 )
 
 // Spec says what environment is wanted.
@@ -205,17 +207,10 @@ func reason(ctx context.Context, have, want stamp, s Spec) string {
 	}
 }
 
-// venvVersion is the Python version recorded in the venv's pyvenv.cfg.
+// venvVersion is the Python version recorded in the venv, or "?".
 func venvVersion(dir string) string {
-	data, err := os.ReadFile(filepath.Join(dir, "pyvenv.cfg"))
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		key, value, ok := strings.Cut(line, "=")
-		if ok && (strings.TrimSpace(key) == "version" || strings.TrimSpace(key) == "version_info") {
-			return strings.TrimSpace(value)
-		}
+	if v, err := pyvenv.Version(dir); err == nil {
+		return v
 	}
 	return "?"
 }

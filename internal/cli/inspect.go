@@ -34,11 +34,7 @@ converted. Exits 1 when a model cannot be loaded or has unsupported ops.`,
 			if len(problems) > 0 {
 				return &config.UsageError{Problems: problems}
 			}
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			sess, err := a.startSession(cmd.Context(), cfg)
+			sess, err := a.configuredSession(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -60,6 +60,15 @@ func (a *app) provision(ctx context.Context, cfg *config.Config) (*venv.Env, err
 	return env, withCode(exitEnvironment, err)
 }
 
+// configuredSession loads the settings and starts a session with them.
+func (a *app) configuredSession(ctx context.Context) (*convert.Session, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return a.startSession(ctx, cfg)
+}
+
 // startSession provisions the virtualenv, starts the embedded interpreter
 // in it and opens a conversion session.
 func (a *app) startSession(ctx context.Context, cfg *config.Config) (*convert.Session, error) {

@@ -57,11 +57,7 @@ func (a *app) versionCommand() *cobra.Command {
 			if !withPython {
 				return nil
 			}
-			cfg, err := a.loadConfig()
-			if err != nil {
-				return err
-			}
-			sess, err := a.startSession(cmd.Context(), cfg)
+			sess, err := a.configuredSession(cmd.Context())
 			if err != nil {
 				return err
 			}

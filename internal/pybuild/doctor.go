@@ -1,12 +1,13 @@
 package pybuild
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/onnx2pt/onnx2pt/internal/pyvenv"
 )
 
 // Finding is one line of a diagnosis: what was checked, what was found,
@@ -65,36 +66,21 @@ func Diagnose(python, venv, compatDir, outDir string) []Finding {
 
 func diagnoseVenv(info Info, venv string) Finding {
 	f := Finding{Check: "virtualenv"}
-	data, err := os.ReadFile(filepath.Join(venv, "pyvenv.cfg"))
-	if err != nil {
+	version, err := pyvenv.Version(venv)
+	if os.IsNotExist(err) {
 		f.Found = venv + ": not created yet"
 		f.OK = true
 		f.Detail = []string{"it is made on the first 'onnx2pt convert' or 'go tool task venv'"}
 		return f
 	}
-	version := ""
-	sc := bufio.NewScanner(strings.NewReader(string(data)))
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), "="); ok && (strings.TrimSpace(k) == "version" || strings.TrimSpace(k) == "version_info") {
-			version = strings.TrimSpace(v)
-		}
-	}
 	want := fmt.Sprintf("%d.%d", info.Major, info.Minor)
 	f.Found = fmt.Sprintf("%s: Python %s", venv, version)
-	f.OK = version == want || strings.HasPrefix(version, want+".")
-	f.Fix = fmt.Sprintf("it is not for Python %s: the next 'onnx2pt venv' or convert remakes it (or remove %s), or build with PYTHON=python%s to keep it", want, venv, majorMinor(version))
+	f.OK = err == nil && pyvenv.MajorMinor(version) == want
+	f.Fix = fmt.Sprintf("it is not for Python %s: the next 'onnx2pt venv' or convert remakes it (or remove %s), or build with PYTHON=python%s to keep it", want, venv, pyvenv.MajorMinor(version))
 	if _, err := os.Stat(filepath.Join(venv, ".onnx2pt-ready.json")); err != nil && f.OK {
 		f.Detail = []string{"not marked ready: the next run completes the install"}
 	}
 	return f
-}
-
-func majorMinor(version string) string {
-	parts := strings.SplitN(version, ".", 3)
-	if len(parts) < 2 {
-		return version
-	}
-	return parts[0] + "." + parts[1]
 }
 
 func lineStartingWith(text []byte, prefix string) string {

@@ -80,12 +80,11 @@ func TestCheck(t *testing.T) {
 func TestRenderPutsCompatFirstAndAddsRpath(t *testing.T) {
 	info := fakeInstall(t, true, true, true)
 	f := Render(info, "/src/pyembed/include", "/src/.build/python")
-	pc := string(f.PkgConfig)
-	cflags := lineWith(pc, "Cflags:")
+	cflags := lineStartingWith(f.PkgConfig, "Cflags:")
 	if !strings.HasPrefix(cflags, "Cflags: -I/src/pyembed/include ") || strings.Index(cflags, info.IncludeDir) < strings.Index(cflags, "/src/pyembed/include") {
 		t.Errorf("compat dir must come first: %s", cflags)
 	}
-	libs := lineWith(pc, "Libs:")
+	libs := lineStartingWith(f.PkgConfig, "Libs:")
 	for _, want := range []string{"-L" + info.LibDir, "-lpython3.12", "-Wl,-rpath," + info.LibDir} {
 		if !strings.Contains(libs, want) {
 			t.Errorf("Libs lacks %s: %s", want, libs)
@@ -120,15 +119,6 @@ func TestWriteLeavesUnchangedFilesAlone(t *testing.T) {
 	if string(data) != string(f.Header) {
 		t.Error("header not written")
 	}
-}
-
-func lineWith(text, prefix string) string {
-	for _, l := range strings.Split(text, "\n") {
-		if strings.HasPrefix(l, prefix) {
-			return l
-		}
-	}
-	return ""
 }
 
 func TestDiagnoseFindsAVenvOfAnotherVersion(t *testing.T) {
