@@ -47,8 +47,7 @@ func Open(ip *pyembed.Interpreter, toolVersion string, log logrus.FieldLogger) (
 	if s.bridge, err = ip.Import("onnx2pt_py.logbridge"); err != nil {
 		return nil, fmt.Errorf("loading the Python helpers: %w", err)
 	}
-	var installed bool
-	if err := callInto(s.bridge, "install", &installed); err != nil {
+	if err := callInto(s.bridge, "install", nil); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("routing Python's output into the log: %w", err)
 	}
@@ -56,8 +55,7 @@ func Open(ip *pyembed.Interpreter, toolVersion string, log logrus.FieldLogger) (
 		s.Close()
 		return nil, fmt.Errorf("loading the Python helpers: %w", err)
 	}
-	var warm bool
-	err = callInto(s.job, "warm_up", &warm)
+	err = callInto(s.job, "warm_up", nil)
 	s.forwardPythonLogs(log)
 	if err != nil {
 		s.Close()
@@ -231,14 +229,15 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 
 // Inspect loads and checks an ONNX model and describes it, including the
 // ops onnx2torch cannot convert, without converting it.
-func (s *Session) Inspect(path string) (*report.Source, error) {
+func (s *Session) Inspect(ctx context.Context, path string) (*report.Source, error) {
 	r := &run{s: s, log: s.log.WithField("model", path), input: path, rep: &report.Report{}}
+	defer context.AfterFunc(ctx, func() { s.ip.Interrupt() })()
 	job, err := s.job.CallMethod("ConversionJob", path)
 	if err != nil {
 		return nil, r.fail("load", err)
 	}
 	defer job.Close()
-	if err := r.step(context.Background(), "load", job, "load", &r.rep.Source); err != nil {
+	if err := r.step(ctx, "load", job, "load", &r.rep.Source); err != nil {
 		return nil, err
 	}
 	return &r.rep.Source, nil
@@ -312,13 +311,17 @@ func (r *run) cleanup() {
 	}
 }
 
-// callInto calls obj.method(args...) and decodes the result into out.
+// callInto calls obj.method(args...) and decodes the result into out,
+// unless out is nil.
 func callInto(obj *pyembed.Object, method string, out any, args ...any) error {
 	res, err := obj.CallMethod(method, args...)
 	if err != nil {
 		return err
 	}
 	defer res.Close()
+	if out == nil {
+		return nil
+	}
 	return res.Decode(out)
 }
 

@@ -42,7 +42,7 @@ converted. Exits 1 when a model cannot be loaded or has unsupported ops.`,
 			failed := 0
 			var all []*report.Source
 			for _, path := range args {
-				src, err := sess.Inspect(path)
+				src, err := sess.Inspect(cmd.Context(), path)
 				if err != nil {
 					a.log.WithField("model", path).Error(err)
 					failed++

@@ -20,8 +20,6 @@ def warm_up():
     import onnx2torch  # noqa: F401  (imports torch and onnx)
     import onnxruntime  # noqa: F401
 
-    return True
-
 
 def versions():
     out = {"python": platform.python_version()}

@@ -67,7 +67,6 @@ def install(level=logging.INFO):
     root = logging.getLogger()
     root.handlers = [_Handler()]
     root.setLevel(level)
-    return True
 
 
 def drain():
