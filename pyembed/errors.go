@@ -18,6 +18,8 @@ type Error struct {
 	Traceback string
 }
 
+// Error is "Type: Message", one line for logs and users; the traceback is
+// in the Traceback field.
 func (e *Error) Error() string {
 	if e.Message == "" {
 		return e.Type

@@ -72,3 +72,13 @@ func TestHelpListsCommands(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	t.Setenv("ONNX2PT_LOG_LEVEL", "loud")
+	if code, _, stderr := runCLI(t, "version"); code != exitUsage || !strings.Contains(stderr, `"loud" is not one of`) {
+		t.Errorf("environment not applied: exit %d\n%s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "version", "--log-level", "info"); code != exitOK {
+		t.Errorf("flag did not override the environment: exit %d\n%s", code, stderr)
+	}
+}
