@@ -114,10 +114,14 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) 
 			entry.Infof("  ok      %s → %s", o.model.Input, o.model.Output)
 		}
 	}
-	if failed > 0 || len(outcomes) < len(cfg.Models) {
-		return withCode(exitFailed, fmt.Errorf("%d of %d models failed", len(cfg.Models)-len(outcomes)+failed, len(cfg.Models)))
+	if failed == 0 {
+		return nil
 	}
-	return nil
+	msg := fmt.Sprintf("%d of %d models failed", failed, len(cfg.Models))
+	if notRun := len(cfg.Models) - len(outcomes); notRun > 0 {
+		msg += fmt.Sprintf(", %d not converted (--fail-fast)", notRun)
+	}
+	return withCode(exitFailed, errors.New(msg))
 }
 
 // logDetail logs a failed conversion's Python traceback at debug level.
