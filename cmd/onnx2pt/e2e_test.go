@@ -413,3 +413,19 @@ func TestInterruptStopsCleanly(t *testing.T) {
 	}
 	assertOnly(t, dir, "resnet8.onnx")
 }
+
+func TestFailFastStopsAtTheFirstFailure(t *testing.T) {
+	dir := workdir(t)
+	if err := os.WriteFile(filepath.Join(dir, "broken.onnx"), []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "models:\n  - {input: broken.onnx, output: broken.pt}\n  - {input: resnet8.onnx, output: good.pt}\n"
+	if err := os.WriteFile(filepath.Join(dir, "ff.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := onnx2pt(t, dir, "convert", "--config", "ff.yaml", "--fail-fast")
+	if r.code != 1 || lastLine(r.stderr) != "onnx2pt: 1 of 2 models failed, 1 not converted (--fail-fast)" {
+		t.Fatalf("exit %d, last line %q\n%s", r.code, lastLine(r.stderr), r.stderr)
+	}
+	assertOnly(t, dir, "resnet8.onnx", "broken.onnx", "ff.yaml")
+}
