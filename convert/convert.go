@@ -36,13 +36,14 @@ type Session struct {
 	bridge   *pyembed.Object // the onnx2pt_py.logbridge module
 	versions map[string]string
 	tool     report.Tool
+	envID    string // the virtualenv's identity, for fingerprints
 	log      logrus.FieldLogger
 }
 
 // Open prepares a session on a started interpreter whose sys.path holds the
-// helpers (see python.Install).
-func Open(ip *pyembed.Interpreter, toolVersion string, log logrus.FieldLogger) (*Session, error) {
-	s := &Session{ip: ip, log: log}
+// helpers (see python.Install); envID identifies its virtualenv.
+func Open(ip *pyembed.Interpreter, envID, toolVersion string, log logrus.FieldLogger) (*Session, error) {
+	s := &Session{ip: ip, envID: envID, log: log}
 	var err error
 	if s.bridge, err = ip.Import("onnx2pt_py.logbridge"); err != nil {
 		return nil, fmt.Errorf("loading the Python helpers: %w", err)
@@ -148,6 +149,7 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 		return nil, err
 	}
 	src := &r.rep.Source
+	r.rep.Fingerprint = Fingerprint(src.SHA256, v, s.envID)
 	log.WithFields(logrus.Fields{"opset": src.Opset, "ir_version": src.IRVersion, "nodes": src.Nodes}).
 		Debugf("ONNX ops: %s", histogram(src.OpHistogram))
 

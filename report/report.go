@@ -13,8 +13,11 @@ import (
 
 // Report is the machine-readable record of one model's conversion.
 type Report struct {
-	Tool         Tool              `json:"tool"`
-	StartedAt    time.Time         `json:"started_at"`
+	Tool      Tool      `json:"tool"`
+	StartedAt time.Time `json:"started_at"`
+	// Fingerprint identifies everything the conversion depended on; a
+	// later run with the same fingerprint and untouched outputs skips it.
+	Fingerprint  string            `json:"fingerprint"`
 	Source       Source            `json:"source"`
 	Output       Output            `json:"output"`
 	Weights      Weights           `json:"weights"`
@@ -136,6 +139,19 @@ type OutputParity struct {
 type Timing struct {
 	Stage   string  `json:"stage"`
 	Seconds float64 `json:"seconds"`
+}
+
+// Read reads a report written by Write.
+func Read(path string) (*Report, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Report
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &r, nil
 }
 
 // Path is where the report for a model written to output goes:

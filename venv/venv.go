@@ -60,6 +60,9 @@ type Env struct {
 	Python string // the venv's python executable
 	// Installed is true when this call created or updated the environment.
 	Installed bool
+	// ID identifies what the environment was provisioned from (a hash of
+	// its stamp): it changes whenever the installed packages may have.
+	ID string
 }
 
 // stampName marks a fully provisioned environment. It is written last and
@@ -97,7 +100,7 @@ func Ensure(ctx context.Context, s Spec) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{Dir: dir, Python: filepath.Join(dir, "bin", "python")}
+	env := &Env{Dir: dir, Python: filepath.Join(dir, "bin", "python"), ID: want.id()}
 	if readStamp(dir) == want {
 		return env, nil
 	}
@@ -153,6 +156,11 @@ func wantedStamp(s Spec) (stamp, error) {
 		PythonID: fmt.Sprintf("%d-%d", st.Size(), st.ModTime().UnixNano()),
 		Platform: runtime.GOOS + "/" + runtime.GOARCH,
 	}, nil
+}
+
+func (st stamp) id() string {
+	data, _ := json.Marshal(st)
+	return sha256Hex(data)[:16]
 }
 
 func sha256Hex(data []byte) string {

@@ -429,3 +429,30 @@ func TestFailFastStopsAtTheFirstFailure(t *testing.T) {
 	}
 	assertOnly(t, dir, "resnet8.onnx", "broken.onnx", "ff.yaml")
 }
+
+func TestUnchangedModelsAreNotConvertedAgain(t *testing.T) {
+	dir := workdir(t)
+	args := []string{"convert", "--input", "resnet8.onnx", "-v"}
+	if r := onnx2pt(t, dir, args...); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	report, _ := os.ReadFile(filepath.Join(dir, "resnet8.report.json"))
+
+	r := onnx2pt(t, dir, args...)
+	if r.code != 0 || !strings.Contains(r.stderr, "Up to date: resnet8.pt") {
+		t.Fatalf("second run: exit %d\n%s", r.code, r.stderr)
+	}
+	if strings.Contains(r.stderr, "Starting Python") {
+		t.Errorf("Python started although nothing changed:\n%s", r.stderr)
+	}
+	if again, _ := os.ReadFile(filepath.Join(dir, "resnet8.report.json")); string(again) != string(report) {
+		t.Error("the report was rewritten")
+	}
+
+	for _, extra := range [][]string{{"--force"}, {"--atol", "2e-5"}} {
+		r := onnx2pt(t, dir, append(args, extra...)...)
+		if r.code != 0 || !strings.Contains(r.stderr, "Saved to resnet8.pt") {
+			t.Errorf("with %v: not converted again (exit %d)\n%s", extra, r.code, r.stderr)
+		}
+	}
+}

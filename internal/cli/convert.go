@@ -16,7 +16,7 @@ import (
 
 func (a *app) convertCommand() *cobra.Command {
 	var input, output string
-	var failFast bool
+	var failFast, force bool
 	cmd := &cobra.Command{
 		Use:   "convert",
 		Short: "Convert ONNX models to PyTorch and verify them",
@@ -42,13 +42,14 @@ to PyTorch with onnx2torch; verify each against onnxruntime and write
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			return a.convertAll(cmd, cfg, failFast)
+			return a.convertAll(cmd, cfg, failFast, force)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&input, "input", "i", "", "ONNX model to convert (instead of the config's models)")
 	f.StringVarP(&output, "output", "o", "", "where to write the PyTorch model (default: the input with .pt)")
 	f.BoolVar(&failFast, "fail-fast", false, "stop at the first model that fails")
+	f.BoolVarP(&force, "force", "f", false, "convert even models whose outputs are up to date")
 	f.String("venv", "", "virtualenv directory (python.venv)")
 	f.String("python", "", "interpreter that creates the virtualenv (python.interpreter)")
 	f.Bool("offline", false, "install nothing from the network (python.offline)")
@@ -64,11 +65,23 @@ to PyTorch with onnx2torch; verify each against onnxruntime and write
 	return cmd
 }
 
-// convertAll converts every model in one interpreter and summarises.
-func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) error {
+// convertAll converts every model that is not up to date, in one
+// interpreter, and summarises. When all are up to date, Python never starts.
+func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force bool) error {
 	ctx := cmd.Context()
 	start := time.Now()
-	sess, err := a.startSession(ctx, cfg)
+	env, err := a.provision(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	pending := cfg.Models
+	if !force {
+		pending = a.outdated(cfg, env.ID)
+		if len(pending) == 0 {
+			return nil
+		}
+	}
+	sess, err := a.startSession(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -76,7 +89,7 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) 
 	a.log.Debugf("Python ready after %.2fs", time.Since(start).Seconds())
 
 	if len(cfg.Models) == 1 {
-		m := cfg.Models[0]
+		m := pending[0]
 		_, err := sess.Convert(ctx, m, cfg.Effective(m))
 		a.logDetail(m, err)
 		return withCode(exitFailed, err)
@@ -88,7 +101,7 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) 
 	}
 	var outcomes []outcome
 	failed := 0
-	for i, m := range cfg.Models {
+	for i, m := range pending {
 		if ctx.Err() != nil {
 			return withCode(exitInterrupted, errors.New("interrupted"))
 		}
@@ -99,13 +112,14 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) 
 			failed++
 			a.logDetail(m, err)
 			a.log.WithField("model", m.Input).Error(err)
-			if failFast && i < len(cfg.Models)-1 {
-				a.log.Warnf("Stopping at the first failure (--fail-fast): %d models not converted", len(cfg.Models)-i-1)
+			if failFast && i < len(pending)-1 {
+				a.log.Warnf("Stopping at the first failure (--fail-fast): %d models not converted", len(pending)-i-1)
 				break
 			}
 		}
 	}
-	a.log.Infof("Converted %d of %d models in %.1fs", len(outcomes)-failed, len(cfg.Models), time.Since(start).Seconds())
+	a.log.Infof("Converted %d of %d models in %.1fs (%d up to date)", len(outcomes)-failed, len(pending),
+		time.Since(start).Seconds(), len(cfg.Models)-len(pending))
 	for _, o := range outcomes {
 		entry := a.log.WithFields(logrus.Fields{"model": o.model.Input, "seconds": fmt.Sprintf("%.2f", o.seconds)})
 		if o.err != nil {
@@ -117,11 +131,27 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast bool) 
 	if failed == 0 {
 		return nil
 	}
-	msg := fmt.Sprintf("%d of %d models failed", failed, len(cfg.Models))
-	if notRun := len(cfg.Models) - len(outcomes); notRun > 0 {
+	msg := fmt.Sprintf("%d of %d models failed", failed, len(pending))
+	if notRun := len(pending) - len(outcomes); notRun > 0 {
 		msg += fmt.Sprintf(", %d not converted (--fail-fast)", notRun)
 	}
 	return withCode(exitFailed, errors.New(msg))
+}
+
+// outdated returns the models whose outputs are not up to date, logging
+// the others as skipped. Deciding reads files only.
+func (a *app) outdated(cfg *config.Config, envID string) []config.Model {
+	var pending []config.Model
+	for _, m := range cfg.Models {
+		log := a.log.WithField("model", m.Input)
+		if fresh, why := convert.UpToDate(m, cfg.Effective(m), envID); !fresh {
+			log.Debugf("Converting %s: %s", m.Input, why)
+			pending = append(pending, m)
+			continue
+		}
+		log.Infof("Up to date: %s (--force converts it again)", m.Output)
+	}
+	return pending
 }
 
 // logDetail logs a failed conversion's Python traceback at debug level.

@@ -60,22 +60,23 @@ func (a *app) provision(ctx context.Context, cfg *config.Config) (*venv.Env, err
 	return env, withCode(exitEnvironment, err)
 }
 
-// configuredSession loads the settings and starts a session with them.
+// configuredSession loads the settings, provisions the virtualenv and
+// starts a session in it.
 func (a *app) configuredSession(ctx context.Context) (*convert.Session, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	return a.startSession(ctx, cfg)
-}
-
-// startSession provisions the virtualenv, starts the embedded interpreter
-// in it and opens a conversion session.
-func (a *app) startSession(ctx context.Context, cfg *config.Config) (*convert.Session, error) {
 	env, err := a.provision(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	return a.startSession(ctx, env)
+}
+
+// startSession starts the embedded interpreter in the virtualenv and opens
+// a conversion session.
+func (a *app) startSession(ctx context.Context, env *venv.Env) (*convert.Session, error) {
 	helpers, err := python.Install(filepath.Join(env.Dir, "onnx2pt"))
 	if err != nil {
 		return nil, withCode(exitEnvironment, err)
@@ -86,7 +87,7 @@ func (a *app) startSession(ctx context.Context, cfg *config.Config) (*convert.Se
 		return nil, withCode(exitEnvironment, err)
 	}
 	stopInterrupt := context.AfterFunc(ctx, func() { ip.Interrupt() })
-	sess, err := convert.Open(ip, toolVersion(), a.log)
+	sess, err := convert.Open(ip, env.ID, toolVersion(), a.log)
 	stopInterrupt()
 	if ctx.Err() != nil {
 		if sess != nil {
