@@ -49,10 +49,14 @@ func TestUpToDate(t *testing.T) {
 		change func(m *config.Model, v *config.VerifyConfig, env *string)
 		why    string
 	}{
-		{"input changed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.WriteFile(m.Input, []byte("other"), 0o644) }, "m.onnx changed"},
+		{"input changed", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+			os.WriteFile(m.Input, []byte("other"), 0o644)
+		}, "m.onnx changed"},
 		{"tolerance changed", func(_ *config.Model, v *config.VerifyConfig, _ *string) { v.Atol = 1e-3 }, "settings"},
 		{"environment changed", func(_ *config.Model, _ *config.VerifyConfig, env *string) { *env = "env2" }, "Python packages changed"},
-		{"output edited", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.WriteFile(m.Output, []byte("edited"), 0o644) }, "was changed"},
+		{"output edited", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+			os.WriteFile(m.Output, []byte("edited"), 0o644)
+		}, "was changed"},
 		{"output removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(m.Output) }, "is missing"},
 		{"state dict removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(stateDictPath(m.Output)) }, "state_dict.pt is missing"},
 		{"report removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(report.Path(m.Output)) }, "no report"},
