@@ -134,7 +134,7 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 	start := time.Now()
 	defer r.cleanup()
 	// Ctrl-C or SIGTERM stops the Python step under way, not just the next.
-	defer context.AfterFunc(ctx, func() { s.ip.Interrupt() })()
+	defer s.ip.InterruptOn(ctx)()
 
 	log.Infof("Loading ONNX model from %s", m.Input)
 	job, err := s.job.CallMethod("ConversionJob", m.Input, pyembed.Kwargs{
@@ -233,7 +233,7 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 // ops onnx2torch cannot convert, without converting it.
 func (s *Session) Inspect(ctx context.Context, path string) (*report.Source, error) {
 	r := &run{s: s, log: s.log.WithField("model", path), input: path, rep: &report.Report{}}
-	defer context.AfterFunc(ctx, func() { s.ip.Interrupt() })()
+	defer s.ip.InterruptOn(ctx)()
 	job, err := s.job.CallMethod("ConversionJob", path)
 	if err != nil {
 		return nil, r.fail("load", err)

@@ -32,12 +32,14 @@ package pyembed
 import "C"
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	python3 "github.com/go-python/cpy3"
@@ -166,6 +168,31 @@ func (ip *Interpreter) Interrupt() bool {
 		return false
 	}
 	return C.pyembed_interrupt() > 0
+}
+
+// InterruptOn keeps interrupting Python calls once ctx is done, until the
+// returned stop is called: a call that starts just after the cancellation
+// is stopped as well as the one running at that moment.
+func (ip *Interpreter) InterruptOn(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+		}
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			ip.Interrupt()
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return sync.OnceFunc(func() { close(done) })
 }
 
 // Close stops the interpreter from taking more work and waits for the

@@ -442,3 +442,21 @@ func TestInterruptStopsRunningPython(t *testing.T) {
 	}
 	res.Close()
 }
+
+func TestInterruptOnStopsCallsStartedAfterCancellation(t *testing.T) {
+	mod := testmod(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := ip.InterruptOn(ctx)
+	cancel() // before the call starts: a plain Interrupt would find nothing to stop
+	_, err := mod.CallMethod("spin", 30.0)
+	stop()
+	var pe *Error
+	if !errors.As(err, &pe) || pe.Type != "KeyboardInterrupt" {
+		t.Fatalf("spin(30) returned %v, want KeyboardInterrupt", err)
+	}
+	res, err := mod.CallMethod("spin", 0.05) // stop() ended the interruptions
+	if err != nil {
+		t.Fatalf("after stop: %v", err)
+	}
+	res.Close()
+}

@@ -5,11 +5,13 @@ package main
 // user would see and get.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -390,23 +392,35 @@ func TestInspect(t *testing.T) {
 
 func TestInterruptStopsCleanly(t *testing.T) {
 	dir := workdir(t)
-	cmd := exec.Command(binary, "convert", "--input", "resnet8.onnx")
+	cmd := exec.Command(binary, "convert", "--input", "resnet8.onnx", "-v")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "ONNX2PT_PYTHON_VENV="+venvDir)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // Python is starting: importing torch
+	// Interrupt while Python starts (importing torch takes a second or more).
+	var log strings.Builder
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "Starting Python") {
+			break
+		}
+	}
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
 	sent := time.Now()
-	err := cmd.Wait()
+	rest, _ := io.ReadAll(stderr)
+	log.Write(rest)
+	err = cmd.Wait()
 	took := time.Since(sent)
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Fatalf("exit: %v, want 130\n%s", err, stderr.String())
+		t.Fatalf("exit: %v, want 130\n%s", err, log.String())
 	}
 	if took > 3*time.Second {
 		t.Errorf("stopping took %v", took)

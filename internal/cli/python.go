@@ -86,9 +86,9 @@ func (a *app) startSession(ctx context.Context, env *venv.Env) (*convert.Session
 	if err != nil {
 		return nil, withCode(exitEnvironment, err)
 	}
-	stopInterrupt := context.AfterFunc(ctx, func() { ip.Interrupt() })
+	stopInterrupts := ip.InterruptOn(ctx)
 	sess, err := convert.Open(ip, env.ID, toolVersion(), a.log)
-	stopInterrupt()
+	stopInterrupts()
 	if ctx.Err() != nil {
 		if sess != nil {
 			sess.Close()
