@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -151,7 +150,7 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 	src := &r.rep.Source
 	r.rep.Fingerprint = Fingerprint(src.SHA256, v, s.envID)
 	log.WithFields(logrus.Fields{"opset": src.Opset, "ir_version": src.IRVersion, "nodes": src.Nodes}).
-		Debugf("ONNX ops: %s", histogram(src.OpHistogram))
+		Debugf("ONNX ops: %s", src.OpSummary())
 
 	log.Infof("Converting to PyTorch with onnx2torch %s...", s.versions["onnx2torch"])
 	if err := r.step(ctx, "convert", job, "convert", &r.rep.Weights); err != nil {
@@ -354,17 +353,4 @@ func worst(outputs []report.OutputParity) string {
 		}
 	}
 	return strings.Join(parts, "; ")
-}
-
-func histogram(h map[string]int) string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s×%d", k, h[k])
-	}
-	return strings.Join(parts, " ")
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -80,6 +81,16 @@ func (t TensorSpec) ShapeString() string {
 		return "(" + parts[0] + ",)"
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// OpSummary lists the op histogram as "Add×4 Conv×9 …", sorted by op.
+func (s Source) OpSummary() string {
+	ops := make([]string, 0, len(s.OpHistogram))
+	for op, n := range s.OpHistogram {
+		ops = append(ops, fmt.Sprintf("%s×%d", op, n))
+	}
+	sort.Strings(ops)
+	return strings.Join(ops, " ")
 }
 
 // Unsupported is an op onnx2torch has no converter for.

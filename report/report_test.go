@@ -77,3 +77,10 @@ func TestFailedWriteLeavesNoTemporaryFile(t *testing.T) {
 		t.Errorf("left behind: %v", entries)
 	}
 }
+
+func TestOpSummary(t *testing.T) {
+	s := Source{OpHistogram: map[string]int{"Relu": 7, "Add": 4, "Conv": 9}}
+	if got := s.OpSummary(); got != "Add×4 Conv×9 Relu×7" {
+		t.Errorf("got %q", got)
+	}
+}

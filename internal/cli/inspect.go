@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -88,12 +87,7 @@ func printSource(w io.Writer, s *report.Source) {
 		fmt.Fprintf(tw, "  output\t%s\t%s\t%s\n", t.Name, t.DType, t.ShapeString())
 	}
 	tw.Flush()
-	ops := make([]string, 0, len(s.OpHistogram))
-	for op, n := range s.OpHistogram {
-		ops = append(ops, fmt.Sprintf("%s×%d", op, n))
-	}
-	sort.Strings(ops)
-	fmt.Fprintf(w, "  ops: %s\n", strings.Join(ops, " "))
+	fmt.Fprintf(w, "  ops: %s\n", s.OpSummary())
 	if len(s.Unsupported) == 0 {
 		fmt.Fprintln(w, "  onnx2torch converts every op")
 		return
