@@ -27,17 +27,20 @@ type installer struct {
 
 // chooseInstaller prefers uv (fast, and links packages from its cache
 // instead of copying them): from PATH, or onnx2pt's own copy in ToolsDir,
-// installed there once. pip is the fallback.
-func chooseInstaller(ctx context.Context, s Spec, logPath string) installer {
+// installed there once. pip is the fallback, but not for an interruption.
+func chooseInstaller(ctx context.Context, s Spec, logPath string) (installer, error) {
 	if s.Installer == "pip" {
-		return pipInstaller()
+		return pipInstaller(), nil
 	}
 	uv, err := findUV(ctx, s, logPath)
+	if ctx.Err() != nil {
+		return installer{}, fmt.Errorf("interrupted while looking for uv (%v)", ctx.Err())
+	}
 	if err != nil {
 		s.Log.Warnf("uv unavailable (%s); installing with pip", lastLine(err))
-		return pipInstaller()
+		return pipInstaller(), nil
 	}
-	return uvInstaller(uv)
+	return uvInstaller(uv), nil
 }
 
 func uvInstaller(uv string) installer {
@@ -94,7 +97,18 @@ func findUV(ctx context.Context, s Spec, logPath string) (string, error) {
 	}
 	dir := filepath.Join(s.ToolsDir, "uv")
 	uv := filepath.Join(dir, "bin", "uv")
-	if exec.CommandContext(ctx, uv, "--version").Run() == nil {
+	// A copy is reinstalled only when it positively does not work: a
+	// cancelled check says nothing, and other runs may be using it.
+	runs := func() (bool, error) {
+		err := exec.CommandContext(ctx, uv, "--version").Run()
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("interrupted while checking %s (%v)", uv, ctx.Err())
+		}
+		return err == nil, nil
+	}
+	if ok, err := runs(); err != nil {
+		return "", err
+	} else if ok {
 		return uv, nil
 	}
 	if s.Offline {
@@ -105,7 +119,9 @@ func findUV(ctx context.Context, s Spec, logPath string) (string, error) {
 		return "", err
 	}
 	defer unlock()
-	if exec.CommandContext(ctx, uv, "--version").Run() == nil {
+	if ok, err := runs(); err != nil {
+		return "", err
+	} else if ok {
 		return uv, nil // installed by another run while we waited
 	}
 	s.Log.Infof("Installing uv into %s (once, for all virtualenvs)", dir)

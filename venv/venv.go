@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -60,8 +61,9 @@ type Env struct {
 	Python string // the venv's python executable
 	// Installed is true when this call created or updated the environment.
 	Installed bool
-	// ID identifies what the environment was provisioned from (a hash of
-	// its stamp): it changes whenever the installed packages may have.
+	// ID identifies the environment: a hash of its stamp (what it was
+	// provisioned from) and of the distributions installed in it, so it
+	// changes when a package is installed, upgraded or removed by hand too.
 	ID string
 }
 
@@ -100,8 +102,9 @@ func Ensure(ctx context.Context, s Spec) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{Dir: dir, Python: filepath.Join(dir, "bin", "python"), ID: want.id()}
+	env := &Env{Dir: dir, Python: filepath.Join(dir, "bin", "python")}
 	if readStamp(dir) == want {
+		env.ID = envID(want, dir)
 		return env, nil
 	}
 
@@ -113,6 +116,7 @@ func Ensure(ctx context.Context, s Spec) (*Env, error) {
 	// Another run may have finished provisioning while we waited.
 	have := readStamp(dir)
 	if have == want {
+		env.ID = envID(want, dir)
 		return env, nil
 	}
 	if s.CheckPython != nil {
@@ -127,6 +131,7 @@ func Ensure(ctx context.Context, s Spec) (*Env, error) {
 	if err := writeStamp(dir, want); err != nil {
 		return nil, err
 	}
+	env.ID = envID(want, dir)
 	env.Installed = true
 	s.Log.Infof("Virtualenv %s is ready", s.Dir)
 	return env, nil
@@ -158,9 +163,41 @@ func wantedStamp(s Spec) (stamp, error) {
 	}, nil
 }
 
-func (st stamp) id() string {
+// envID hashes the stamp with the distributions installed in dir. A
+// package upgraded inside the venv is respected (nothing is reinstalled),
+// but outputs fingerprinted with the old ID are no longer up to date.
+func envID(st stamp, dir string) string {
 	data, _ := json.Marshal(st)
-	return sha256Hex(data)[:16]
+	h := sha256.New()
+	h.Write(data)
+	for _, d := range installed(dir) {
+		h.Write([]byte("\n" + d))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// installed lists the distributions in the venv's site-packages by the
+// names of their metadata directories, which carry the name and version
+// (torch-2.5.1+cpu.dist-info, six-1.16.0-py3.11.egg-info): a directory read,
+// no Python start, and any install, upgrade or removal changes the list.
+func installed(dir string) []string {
+	// lib64 is usually a symlink to lib; the set removes the duplicates.
+	sites, _ := filepath.Glob(filepath.Join(dir, "lib*", "python*", "site-packages"))
+	seen := map[string]bool{}
+	for _, site := range sites {
+		entries, _ := os.ReadDir(site)
+		for _, e := range entries {
+			if name := e.Name(); strings.HasSuffix(name, ".dist-info") || strings.HasSuffix(name, ".egg-info") {
+				seen[name] = true
+			}
+		}
+	}
+	names := make([]string, 0, len(seen))
+	for name := range seen {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
 }
 
 func sha256Hex(data []byte) string {
@@ -264,7 +301,10 @@ func provision(ctx context.Context, s Spec, env *Env) error {
 	os.Remove(filepath.Join(s.Dir, stampName))
 	logPath := s.Dir + ".log"
 	os.Remove(logPath)
-	inst := chooseInstaller(ctx, s, logPath)
+	inst, err := chooseInstaller(ctx, s, logPath)
+	if err != nil {
+		return err
+	}
 	if err := create(ctx, s, env, inst, logPath); err != nil {
 		return err
 	}
@@ -302,11 +342,15 @@ if missing:
 `
 
 // create makes the virtualenv unless one made by this interpreter is
-// already there.
+// already there, and proves that the result is a virtualenv before anything
+// is installed into it. An existing venv is replaced only on positive
+// evidence that another Python made it: never because a check could not
+// run or was interrupted, since it may hold gigabytes of packages.
 func create(ctx context.Context, s Spec, env *Env, inst installer, logPath string) error {
 	if _, err := os.Stat(filepath.Join(s.Dir, "pyvenv.cfg")); err == nil {
-		if sameInterpreter(ctx, s.Python, env.Python) {
-			return nil
+		reuse, err := reusable(ctx, s, env)
+		if err != nil || reuse {
+			return err
 		}
 		s.Log.Infof("Recreating %s: it was made by another Python", s.Dir)
 		if err := os.RemoveAll(s.Dir); err != nil {
@@ -318,14 +362,132 @@ func create(ctx context.Context, s Spec, env *Env, inst installer, logPath strin
 	if err := run(ctx, s.Log, logPath, "venv", inst.create(s.Python, s.Dir)...); err != nil {
 		return fmt.Errorf("creating virtualenv %s with %s failed: %s", s.Dir, s.Python, lastLine(err))
 	}
+	have, err := probe(ctx, env.Python)
+	if ctx.Err() != nil {
+		return err
+	}
+	if err != nil {
+		return fmt.Errorf("virtualenv %s: its python does not run after creating it: %v", s.Dir, err)
+	}
+	return isVirtualenv(s.Dir, have)
+}
+
+// reusable reports whether the existing venv in s.Dir was made by s.Python
+// (true) or positively by another Python (false, to be recreated). It
+// fails when it cannot tell, or when s.Dir is not a virtualenv at all.
+func reusable(ctx context.Context, s Spec, env *Env) (bool, error) {
+	interrupted := func() error {
+		return fmt.Errorf("interrupted while checking virtualenv %s, which was left as it is (%v)", s.Dir, ctx.Err())
+	}
+	want, err := probe(ctx, s.Python)
+	if ctx.Err() != nil {
+		return false, interrupted()
+	}
+	if err != nil {
+		return false, fmt.Errorf("python interpreter %s does not run: %v", s.Python, err)
+	}
+	have, err := probe(ctx, env.Python)
+	if ctx.Err() != nil {
+		return false, interrupted()
+	}
+	if err == nil {
+		// A python that runs but is not this venv's (a wrapper script,
+		// a symlink into a base install) says nothing about who made the
+		// directory, and installing with it would change another Python.
+		if err := isVirtualenv(s.Dir, have); err != nil {
+			return false, err
+		}
+		return have.Base == want.Base, nil
+	}
+	// The venv's python does not run (its base interpreter was removed or
+	// upgraded, say): recreate only if pyvenv.cfg names another Python.
+	if v, verr := pyvenv.Version(s.Dir); verr == nil && v != want.Version {
+		return false, nil
+	}
+	if home, herr := pyvenv.Home(s.Dir); herr == nil && !homeHolds(home, want) {
+		return false, nil
+	}
+	return false, fmt.Errorf("python.venv: the python of %s does not run (%v), and its pyvenv.cfg does not show that another Python made it: remove %s to have it made again, or point python.venv at another directory", s.Dir, err, s.Dir)
+}
+
+// isVirtualenv checks that dir has a pyvenv.cfg and that its python (as
+// probed) is a virtualenv whose prefix is dir, so installing with it
+// changes dir and nothing else.
+func isVirtualenv(dir string, p pythonInfo) error {
+	if _, err := os.Stat(filepath.Join(dir, "pyvenv.cfg")); err != nil {
+		return fmt.Errorf("python.venv: %s is not a virtualenv (no pyvenv.cfg): point python.venv at a new directory", dir)
+	}
+	if p.Prefix == p.BasePrefix {
+		return fmt.Errorf("python.venv: %s is not a virtualenv (its python is the base interpreter %s): point python.venv at a new directory", dir, p.Executable)
+	}
+	if !sameDir(p.Prefix, dir) {
+		return fmt.Errorf("python.venv: %s is not a virtualenv (its python belongs to %s): point python.venv at a new directory", dir, p.Prefix)
+	}
 	return nil
 }
 
-// sameInterpreter reports whether the venv's python runs the same
-// executable as python.
-func sameInterpreter(ctx context.Context, python, venvPython string) bool {
-	const code = "import sys, os; print(os.path.realpath(getattr(sys, '_base_executable', sys.executable)))"
-	a, err1 := exec.CommandContext(ctx, python, "-I", "-c", code).Output()
-	b, err2 := exec.CommandContext(ctx, venvPython, "-I", "-c", code).Output()
-	return err1 == nil && err2 == nil && strings.TrimSpace(string(a)) == strings.TrimSpace(string(b))
+// homeHolds reports whether home, the directory pyvenv.cfg says the venv's
+// interpreter came from, holds the interpreter described by want. Names are
+// resolved, since home is often a symlink farm (Homebrew's opt, pyenv).
+func homeHolds(home string, want pythonInfo) bool {
+	for _, name := range []string{"python" + pyvenv.MajorMinor(want.Version), "python3", "python"} {
+		if real, err := filepath.EvalSymlinks(filepath.Join(home, name)); err == nil && real == want.Base {
+			return true
+		}
+	}
+	return false
+}
+
+// sameDir reports whether a and b name the same directory.
+func sameDir(a, b string) bool {
+	if ra, err := filepath.EvalSymlinks(a); err == nil {
+		a = ra
+	}
+	if rb, err := filepath.EvalSymlinks(b); err == nil {
+		b = rb
+	}
+	return filepath.Clean(a) == filepath.Clean(b)
+}
+
+// pythonInfo is what an interpreter says about itself.
+type pythonInfo struct {
+	Base       string `json:"base"`       // the base executable, resolved
+	Executable string `json:"executable"` // sys.executable, resolved
+	Prefix     string `json:"prefix"`
+	BasePrefix string `json:"base_prefix"`
+	Version    string `json:"version"`
+}
+
+const probeCode = `
+import json, os, platform, sys
+print(json.dumps({
+    "base": os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+    "executable": os.path.realpath(sys.executable),
+    "prefix": os.path.realpath(sys.prefix),
+    "base_prefix": os.path.realpath(sys.base_prefix),
+    "version": platform.python_version(),
+}))
+`
+
+// probe runs python once to learn what it is. Its error says whether it
+// was interrupted, so callers never mistake that for a broken interpreter.
+func probe(ctx context.Context, python string) (pythonInfo, error) {
+	var info pythonInfo
+	out, err := exec.CommandContext(ctx, python, "-I", "-c", probeCode).Output()
+	if ctx.Err() != nil {
+		return info, fmt.Errorf("interrupted while running %s (%v)", python, ctx.Err())
+	}
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if lines := strings.Split(strings.TrimSpace(string(ee.Stderr)), "\n"); lines[len(lines)-1] != "" {
+				return info, fmt.Errorf("%s: %s", err, lines[len(lines)-1])
+			}
+		}
+		return info, err
+	}
+	if err := json.Unmarshal(out, &info); err != nil || info.Base == "" {
+		return info, fmt.Errorf("%s printed no interpreter details", python)
+	}
+	return info, nil
 }

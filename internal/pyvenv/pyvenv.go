@@ -12,24 +12,44 @@ import (
 // Version is the full Python version the virtualenv in dir was made with,
 // as pyvenv.cfg records it ("version" for venv, "version_info" for uv).
 func Version(dir string) (string, error) {
-	cfg := filepath.Join(dir, "pyvenv.cfg")
-	f, err := os.Open(cfg)
+	v, ok, err := value(dir, "version", "version_info")
+	if err == nil && !ok {
+		err = fmt.Errorf("%s names no Python version", filepath.Join(dir, "pyvenv.cfg"))
+	}
+	return v, err
+}
+
+// Home is the directory of the interpreter the virtualenv in dir was made
+// from, as pyvenv.cfg records it.
+func Home(dir string) (string, error) {
+	v, ok, err := value(dir, "home")
+	if err == nil && (!ok || v == "") {
+		err = fmt.Errorf("%s names no home", filepath.Join(dir, "pyvenv.cfg"))
+	}
+	return v, err
+}
+
+// value is the first setting in dir's pyvenv.cfg named one of keys; ok is
+// false when there is none.
+func value(dir string, keys ...string) (v string, ok bool, err error) {
+	f, err := os.Open(filepath.Join(dir, "pyvenv.cfg"))
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		key, value, ok := strings.Cut(sc.Text(), "=")
+		key, v, ok := strings.Cut(sc.Text(), "=")
 		if !ok {
 			continue
 		}
-		switch strings.TrimSpace(key) {
-		case "version", "version_info":
-			return strings.TrimSpace(value), nil
+		for _, k := range keys {
+			if strings.TrimSpace(key) == k {
+				return strings.TrimSpace(v), true, nil
+			}
 		}
 	}
-	return "", fmt.Errorf("%s names no Python version", cfg)
+	return "", false, sc.Err()
 }
 
 // MajorMinor shortens a version to major.minor: 3.11.7 → 3.11.

@@ -34,3 +34,15 @@ func TestMajorMinor(t *testing.T) {
 		}
 	}
 }
+
+func TestHome(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "pyvenv.cfg"), []byte("home = /usr/local/bin\nversion = 3.11.7\n"), 0o644)
+	if got, err := Home(dir); err != nil || got != "/usr/local/bin" {
+		t.Errorf("got %q, %v; want /usr/local/bin", got, err)
+	}
+	os.WriteFile(filepath.Join(dir, "pyvenv.cfg"), []byte("version = 3.11.7\n"), 0o644)
+	if _, err := Home(dir); err == nil {
+		t.Error("no home line: no error")
+	}
+}
