@@ -205,12 +205,8 @@ func (c *Config) Validate() error {
 	if len(c.Models) == 0 {
 		add("models: no models to convert (list them in the config file or pass --input)")
 	}
-	outputs := map[string]int{}
 	for i, m := range c.Models {
-		inKey, outKey := fmt.Sprintf("models[%d].input", i), fmt.Sprintf("models[%d].output", i)
-		if m.FromFlags {
-			inKey, outKey = "--input", "--output"
-		}
+		inKey, outKey := c.modelKeys(i)
 		if m.Input == "" {
 			add("%s: missing", inKey)
 		} else if st, err := os.Stat(m.Input); err != nil {
@@ -224,10 +220,6 @@ func (c *Config) Validate() error {
 			add("%s: missing", outKey)
 		} else {
 			abs, _ := filepath.Abs(m.Output)
-			if j, dup := outputs[abs]; dup {
-				add("%s: %s is also the output of models[%d]", outKey, m.Output, j)
-			}
-			outputs[abs] = i
 			if err := writableDir(filepath.Dir(abs)); err != nil {
 				add("%s: %v", outKey, err)
 			}
@@ -237,10 +229,97 @@ func (c *Config) Validate() error {
 		}
 		validateVerify(fmt.Sprintf("models[%d].verify", i), c.Effective(m), add)
 	}
+	c.validateCollisions(add)
 	if len(problems) == 0 {
 		return nil
 	}
 	return &UsageError{Problems: problems, Where: where}
+}
+
+// modelKeys names models[i]'s input and output as the user gave them.
+func (c *Config) modelKeys(i int) (inKey, outKey string) {
+	if c.Models[i].FromFlags {
+		return "--input", "--output"
+	}
+	return fmt.Sprintf("models[%d].input", i), fmt.Sprintf("models[%d].output", i)
+}
+
+// validateCollisions reports every file a model would write (OutputPaths)
+// that another model also writes, or that some model reads: either way
+// one model's result would be lost or another's input replaced, and the
+// up-to-date check would convert them again on every run. One problem is
+// reported per pair of models.
+func (c *Config) validateCollisions(add func(string, ...any)) {
+	type writer struct {
+		model int
+		path  string
+	}
+	readers := map[string][]int{}
+	for j, m := range c.Models {
+		if m.Input != "" {
+			key := canonicalPath(m.Input)
+			readers[key] = append(readers[key], j)
+		}
+	}
+	written := map[string]writer{}
+	for i, m := range c.Models {
+		if m.Output == "" {
+			continue
+		}
+		_, outKey := c.modelKeys(i)
+		paths := m.Paths()
+		clashes, overwrites := map[int]bool{}, map[int]bool{}
+		for _, p := range paths.All() {
+			key := canonicalPath(p)
+			if w, ok := written[key]; ok && !clashes[w.model] {
+				clashes[w.model] = true
+				other := c.Models[w.model].Output
+				switch {
+				case p == paths.Model && w.path == other:
+					add("%s: %s is also the output of models[%d]", outKey, p, w.model)
+				case p == paths.Model:
+					add("%s: %s is also written by models[%d] (%s); choose another output", outKey, p, w.model, other)
+				default:
+					add("%s: %s would write %s, which models[%d] (%s) also writes; choose another output", outKey, m.Output, p, w.model, other)
+				}
+			}
+			for _, j := range readers[key] {
+				// The output itself being the model's own input is
+				// reported above, comparing the files themselves.
+				if overwrites[j] || (j == i && p == paths.Model) {
+					continue
+				}
+				overwrites[j] = true
+				inKey, _ := c.modelKeys(j)
+				if p == paths.Model {
+					add("%s: %s would overwrite %s; choose another output", outKey, p, inKey)
+				} else {
+					add("%s: %s would write %s over %s; choose another output", outKey, m.Output, p, inKey)
+				}
+			}
+		}
+		for _, p := range paths.All() {
+			key := canonicalPath(p)
+			if _, ok := written[key]; !ok {
+				written[key] = writer{i, p}
+			}
+		}
+	}
+}
+
+// canonicalPath names path so that two spellings of one file compare
+// equal: absolute, clean, with symlinks in its directory resolved. The
+// file itself is not resolved, because outputs are renamed into place,
+// which replaces a link rather than writing through it.
+func canonicalPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Clean(path)
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs))
+	}
+	return abs
 }
 
 func validateVerify(key string, v VerifyConfig, add func(string, ...any)) {

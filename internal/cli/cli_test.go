@@ -16,9 +16,18 @@ import (
 
 func runCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
+	_, code, stdout, stderr := runApp(t, args...)
+	return code, stdout, stderr
+}
+
+// runApp is runCLI that also returns the app, whose settings show what
+// the flags were bound to.
+func runApp(t *testing.T, args ...string) (*app, int, string, string) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, &stdout, &stderr)
-	return code, stdout.String(), stderr.String()
+	a := newApp(&stdout, &stderr)
+	code := a.execute(context.Background(), args)
+	return a, code, stdout.String(), stderr.String()
 }
 
 func TestExitCodes(t *testing.T) {
@@ -80,5 +89,57 @@ func TestFlagsOverrideEnvironment(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "version", "--log-level", "info"); code != exitOK {
 		t.Errorf("flag did not override the environment: exit %d\n%s", code, stderr)
+	}
+}
+
+// TestPythonFlags checks that every command that provisions or starts
+// Python takes the same environment flags and binds them to the settings.
+// A missing config file stops each run before anything is provisioned;
+// version without --python never provisions.
+func TestPythonFlags(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.onnx")
+	os.WriteFile(model, []byte("x"), 0o644)
+	missing := filepath.Join(dir, "missing.yaml")
+	for _, name := range []string{"CONFIG", "PYTHON_VENV", "PYTHON_INTERPRETER", "PYTHON_OFFLINE", "PYTHON_INSTALLER"} {
+		t.Setenv("ONNX2PT_"+name, "")
+	}
+	notFound := missing + ": config file not found"
+	all := []string{"--venv", "v", "--offline", "--installer", "pip"}
+	allSet := map[string]any{"python.venv": "v", "python.interpreter": "py", "python.offline": true, "python.installer": "pip"}
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		says string
+		want map[string]any
+	}{
+		{"inspect --venv", []string{"inspect", model, "--config", missing, "--venv", "v"}, exitUsage, notFound, map[string]any{"python.venv": "v"}},
+		{"version --venv", []string{"version", "--venv", "v"}, exitOK, "", map[string]any{"python.venv": "v"}},
+		{"convert", append([]string{"convert", "--config", missing, "--python", "py"}, all...), exitUsage, notFound, allSet},
+		{"convert --interpreter", append([]string{"convert", "--config", missing, "--interpreter", "py"}, all...), exitUsage, notFound, allSet},
+		{"inspect", append([]string{"inspect", model, "--config", missing, "--python", "py"}, all...), exitUsage, notFound, allSet},
+		{"venv", append([]string{"venv", "--config", missing, "--python", "py"}, all...), exitUsage, notFound, allSet},
+		{"version --python", append([]string{"version", "--python", "--config", missing, "--interpreter", "py"}, all...), exitUsage, notFound, allSet},
+		{"version", append([]string{"version", "--interpreter", "py"}, all...), exitOK, "", allSet},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, code, _, stderr := runApp(t, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.says) {
+				t.Errorf("exit %d, want %d with %q; stderr:\n%s", code, c.code, c.says, stderr)
+			}
+			for key, want := range c.want {
+				if got := a.v.Get(key); got != want {
+					t.Errorf("%s = %v, want %v", key, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestInterpreterGivenTwice(t *testing.T) {
+	code, _, stderr := runCLI(t, "convert", "--python", "a", "--interpreter", "b")
+	if code != exitUsage || !strings.Contains(stderr, "--interpreter and --python both set python.interpreter") {
+		t.Errorf("exit %d:\n%s", code, stderr)
 	}
 }

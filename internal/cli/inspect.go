@@ -69,6 +69,7 @@ converted. Exits 1 when a model cannot be loaded or has unsupported ops.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the descriptions as JSON")
+	a.pythonFlags(cmd.Flags())
 	return cmd
 }
 

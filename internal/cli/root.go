@@ -38,10 +38,19 @@ func Main(args []string) int {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	return newApp(stdout, stderr).execute(ctx, args)
+}
+
+func newApp(stdout, stderr io.Writer) *app {
 	a := &app{v: config.NewViper(), log: logrus.New(), stdout: stdout, stderr: stderr}
 	a.log.SetOutput(stderr)
+	return a
+}
+
+// execute runs the command line args and returns the exit code.
+func (a *app) execute(ctx context.Context, args []string) int {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	// The first signal stops the work cleanly; a second one, with the
 	// default handler back in place, ends the process at once.
 	context.AfterFunc(ctx, func() {
@@ -50,8 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	root := a.rootCommand()
 	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
@@ -70,9 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if ctx.Err() != nil {
 		code = exitInterrupted
 	}
-	fmt.Fprintln(stderr, "onnx2pt:", err)
+	fmt.Fprintln(a.stderr, "onnx2pt:", err)
 	if isFlagError(err) {
-		fmt.Fprintln(stderr, "Run 'onnx2pt --help' for usage.")
+		fmt.Fprintln(a.stderr, "Run 'onnx2pt --help' for usage.")
 	}
 	return code
 }
@@ -117,15 +126,55 @@ func (a *app) bind(f *pflag.FlagSet, key, flag string) {
 	}
 }
 
+// pythonFlags adds the flags that choose and provision the Python
+// environment. Every command that provisions or starts Python takes them
+// all, so a flag that works for one command works for the others.
+// --interpreter is there for the version command, whose --python asks for
+// the package versions; elsewhere --python is the same setting.
+func (a *app) pythonFlags(f *pflag.FlagSet) {
+	f.String("venv", "", "virtualenv directory (python.venv)")
+	f.String("interpreter", "", "interpreter that creates the virtualenv (python.interpreter)")
+	if f.Lookup("python") == nil {
+		f.String("python", "", "same as --interpreter")
+		a.bind(f, "python.interpreter", "python")
+	}
+	f.Bool("offline", false, "install nothing from the network (python.offline)")
+	f.String("installer", "", "auto, uv or pip (python.installer)")
+	a.bind(f, "python.venv", "venv")
+	a.bind(f, "python.interpreter", "interpreter")
+	a.bind(f, "python.offline", "offline")
+	a.bind(f, "python.installer", "installer")
+}
+
 // bindFlags binds the running command's annotated flags to their settings.
+// Viper takes one flag per setting, so where two flags name one setting
+// the one given is bound, and giving both is an error.
 func (a *app) bindFlags(cmd *cobra.Command) error {
-	var err error
+	var keys []string
+	flags := map[string][]*pflag.Flag{}
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if keys := f.Annotations[settingKey]; len(keys) == 1 && err == nil {
-			err = a.v.BindPFlag(keys[0], f)
+		if k := f.Annotations[settingKey]; len(k) == 1 {
+			if flags[k[0]] == nil {
+				keys = append(keys, k[0])
+			}
+			flags[k[0]] = append(flags[k[0]], f)
 		}
 	})
-	return err
+	for _, key := range keys {
+		bound := flags[key][0]
+		for _, f := range flags[key][1:] {
+			if f.Changed && bound.Changed {
+				return &config.UsageError{Problems: []string{fmt.Sprintf("--%s and --%s both set %s; give one of them", bound.Name, f.Name, key)}}
+			}
+			if f.Changed {
+				bound = f
+			}
+		}
+		if err := a.v.BindPFlag(key, bound); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // loadConfig reads the config file and environment into a Config.

@@ -27,14 +27,6 @@ Nothing is installed when nothing changed since the last successful install.`,
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.String("venv", "", "virtualenv directory (python.venv)")
-	f.String("python", "", "interpreter that creates the virtualenv (python.interpreter)")
-	f.Bool("offline", false, "install nothing from the network (python.offline)")
-	f.String("installer", "", "auto, uv or pip (python.installer)")
-	a.bind(f, "python.venv", "venv")
-	a.bind(f, "python.interpreter", "python")
-	a.bind(f, "python.offline", "offline")
-	a.bind(f, "python.installer", "installer")
+	a.pythonFlags(cmd.Flags())
 	return cmd
 }

@@ -75,5 +75,7 @@ func (a *app) versionCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&withPython, "python", false, "also start Python in the virtualenv and print its package versions")
+	// --python is taken above, so here the interpreter is --interpreter only.
+	a.pythonFlags(cmd.Flags())
 	return cmd
 }
