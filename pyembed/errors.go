@@ -40,6 +40,9 @@ func fetchError() error {
 	defer tb.DecRef()
 	e := &Error{Type: typeName(typ), Message: strOf(val)}
 	e.Traceback = formatTraceback(typ, val, tb)
+	// The helpers above clear what they raise; an exception left set would
+	// make the next call fail with SystemError.
+	python3.PyErr_Clear()
 	return e
 }
 
@@ -53,6 +56,8 @@ func typeName(typ *python3.PyObject) string {
 	return name
 }
 
+// attrString is the str attribute name of obj, or "" when it is missing or
+// not a str; it leaves no exception set.
 func attrString(obj *python3.PyObject, name string) string {
 	attr := obj.GetAttrString(name)
 	if attr == nil {
@@ -63,10 +68,11 @@ func attrString(obj *python3.PyObject, name string) string {
 	if !python3.PyUnicode_Check(attr) {
 		return ""
 	}
-	return python3.PyUnicode_AsUTF8(attr)
+	return textOf(attr)
 }
 
-// strOf is str(obj), or a placeholder when str() itself fails.
+// strOf is str(obj), or a placeholder when str() itself fails; it leaves no
+// exception set.
 func strOf(obj *python3.PyObject) string {
 	if obj == nil {
 		return ""
@@ -77,7 +83,7 @@ func strOf(obj *python3.PyObject) string {
 		return "<unprintable>"
 	}
 	defer s.DecRef()
-	return python3.PyUnicode_AsUTF8(s)
+	return textOf(s)
 }
 
 func formatTraceback(typ, val, tb *python3.PyObject) string {
@@ -96,9 +102,12 @@ func formatTraceback(typ, val, tb *python3.PyObject) string {
 		return ""
 	}
 	defer lines.DecRef()
+	if !python3.PyList_Check(lines) {
+		return ""
+	}
 	var b strings.Builder
 	for i := 0; i < python3.PyList_Size(lines); i++ {
-		b.WriteString(python3.PyUnicode_AsUTF8(python3.PyList_GetItem(lines, i)))
+		b.WriteString(strOf(python3.PyList_GetItem(lines, i))) // borrowed
 	}
 	return strings.TrimRight(b.String(), "\n")
 }

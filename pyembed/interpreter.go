@@ -207,9 +207,15 @@ func (ip *Interpreter) Close() {
 func (ip *Interpreter) Import(name string) (*Object, error) {
 	var obj *Object
 	err := ip.do(func() error {
-		ptr := python3.PyImport_ImportModule(name)
-		if ptr == nil {
-			return fetchError()
+		// Not PyImport_ImportModule: it would cut the name at a NUL byte.
+		pyName, err := stringToPython(name)
+		if err != nil {
+			return err
+		}
+		defer pyName.DecRef()
+		ptr, err := newRef(python3.PyImport_Import(pyName))
+		if err != nil {
+			return err
 		}
 		obj = &Object{ip: ip, ptr: ptr}
 		return nil

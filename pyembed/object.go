@@ -39,9 +39,9 @@ func (o *Object) Attr(name string) (*Object, error) {
 		if err := o.live(); err != nil {
 			return err
 		}
-		ptr := o.ptr.GetAttrString(name)
-		if ptr == nil {
-			return fetchError()
+		ptr, err := getAttr(o.ptr, name)
+		if err != nil {
+			return err
 		}
 		out = &Object{ip: o.ip, ptr: ptr}
 		return nil
@@ -74,9 +74,9 @@ func (o *Object) CallMethod(name string, args ...any) (*Object, error) {
 		if err := o.live(); err != nil {
 			return err
 		}
-		method := o.ptr.GetAttrString(name)
-		if method == nil {
-			return fetchError()
+		method, err := getAttr(o.ptr, name)
+		if err != nil {
+			return err
 		}
 		defer method.DecRef()
 		ptr, err := call(method, args)
@@ -91,6 +91,10 @@ func (o *Object) CallMethod(name string, args ...any) (*Object, error) {
 
 // Value converts the object into plain Go values: nil, bool, int64,
 // float64, string, []byte, []any (lists and tuples) and map[string]any.
+// numpy's bool, integer and floating scalars (and 0-d arrays of them)
+// become bool, int64 and float64. A str's bytes are its UTF-8 form, except
+// that lone surrogates from surrogateescape become the bytes they stand for,
+// so a file name that is not UTF-8 comes back as it is on disk.
 func (o *Object) Value() (any, error) {
 	var v any
 	err := o.ip.do(func() error {
@@ -152,18 +156,22 @@ func call(callable *python3.PyObject, args []any) (*python3.PyObject, error) {
 			kwargs, args = kw, args[:n-1]
 		}
 	}
-	tuple := python3.PyTuple_New(len(args))
+	tuple, err := newRef(python3.PyTuple_New(len(args)))
+	if err != nil {
+		return nil, err
+	}
 	defer tuple.DecRef()
 	for i, arg := range args {
 		item, err := toPython(arg, 0)
 		if err != nil {
 			return nil, fmt.Errorf("pyembed: argument %d: %w", i+1, err)
 		}
-		python3.PyTuple_SetItem(tuple, i, item) // steals item
+		if python3.PyTuple_SetItem(tuple, i, item) != 0 { // steals item, even on failure
+			return nil, fetchError()
+		}
 	}
 	var kw *python3.PyObject
 	if kwargs != nil {
-		var err error
 		if kw, err = toPython(map[string]any(kwargs), 0); err != nil {
 			return nil, fmt.Errorf("pyembed: keyword arguments: %w", err)
 		}
@@ -174,4 +182,15 @@ func call(callable *python3.PyObject, args []any) (*python3.PyObject, error) {
 		return nil, fetchError()
 	}
 	return res, nil
+}
+
+// getAttr is getattr(obj, name). The name goes through stringToPython:
+// GetAttrString would cut it at a NUL byte.
+func getAttr(obj *python3.PyObject, name string) (*python3.PyObject, error) {
+	key, err := stringToPython(name)
+	if err != nil {
+		return nil, err
+	}
+	defer key.DecRef()
+	return newRef(obj.GetAttr(key))
 }

@@ -17,12 +17,26 @@ const char *pyembed_build_executable(void) { return ONNX2PT_PYTHON_EXECUTABLE; }
 // is isolated (PYTHONPATH, PYTHONHOME and user site-packages are ignored) and
 // installs no signal handlers: Go owns signals. Returns NULL on success or a
 // malloc'd message.
+//
+// It runs in UTF-8 mode (PEP 540). An isolated configuration does not set
+// the locale, so Python would otherwise see the C locale and use ASCII for
+// file names: a Go path such as "données.onnx" could not be opened. In
+// UTF-8 mode file names are UTF-8 with surrogateescape, the decoding that
+// pyembed gives Go strings, so any Go path reaches the file system as the
+// same bytes.
 char *pyembed_initialize(const char *program) {
+	PyPreConfig preconfig;
+	PyPreConfig_InitIsolatedConfig(&preconfig);
+	preconfig.utf8_mode = 1;
+	PyStatus status = Py_PreInitialize(&preconfig);
+	if (PyStatus_Exception(status)) {
+		return strdup(status.err_msg ? status.err_msg : "unknown pre-initialisation error");
+	}
 	PyConfig config;
 	PyConfig_InitIsolatedConfig(&config);
 	config.install_signal_handlers = 0;
 	config.parse_argv = 0;
-	PyStatus status = PyConfig_SetBytesString(&config, &config.program_name, program);
+	status = PyConfig_SetBytesString(&config, &config.program_name, program);
 	if (!PyStatus_Exception(status)) {
 		status = Py_InitializeFromConfig(&config);
 	}
