@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/onnx2pt/onnx2pt/config"
 	"github.com/onnx2pt/onnx2pt/python"
@@ -15,47 +16,91 @@ import (
 
 // fingerprintFormat changes when what a conversion writes changes in a way
 // the other inputs of the fingerprint do not show.
-const fingerprintFormat = 1
+const fingerprintFormat = 2
 
-// Fingerprint identifies a conversion's inputs: the ONNX file's content,
-// the verification settings, the Python helpers and the virtualenv.
-func Fingerprint(sourceSHA256 string, v config.VerifyConfig, envID string) string {
+// Fingerprint identifies a conversion's inputs: the ONNX file's content
+// and that of its external data files, the model's probe data, the
+// verification settings, the Python helpers and the virtualenv (which
+// includes its packages' versions).
+func Fingerprint(src report.Source, m config.Model, v config.VerifyConfig, envID string) string {
 	data, _ := json.Marshal(struct {
-		Format  int                 `json:"format"`
-		Source  string              `json:"source"`
-		Verify  config.VerifyConfig `json:"verify"`
-		Helpers string              `json:"helpers"`
-		Env     string              `json:"env"`
-	}{fingerprintFormat, sourceSHA256, v, python.Version(), envID})
+		Format   int                   `json:"format"`
+		Source   string                `json:"source"`
+		External []report.ExternalFile `json:"external"`
+		Data     []string              `json:"data"`
+		Verify   config.VerifyConfig   `json:"verify"`
+		Helpers  string                `json:"helpers"`
+		Env      string                `json:"env"`
+	}{fingerprintFormat, src.SHA256, src.ExternalData, dataSHA256(m.Data), v, python.Version(), envID})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// dataSHA256 hashes the model's probe data: each file, or each file of a
+// folder by name. What cannot be read hashes as the error, so a later run
+// that can read it is not up to date.
+func dataSHA256(d *config.Data) []string {
+	var out []string
+	for _, path := range d.Files() {
+		entries, err := os.ReadDir(path)
+		if err != nil { // a file
+			sum, err := fileSHA256(path)
+			if err != nil {
+				sum = err.Error()
+			}
+			out = append(out, sum)
+			continue
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				sum, err := fileSHA256(filepath.Join(path, e.Name()))
+				if err != nil {
+					sum = err.Error()
+				}
+				out = append(out, e.Name()+":"+sum)
+			}
+		}
+	}
+	return out
 }
 
 // UpToDate reports whether m's outputs are those a conversion with the same
 // inputs wrote, untouched since; if not, it says why. It reads files only:
 // no Python is needed to decide.
 func UpToDate(m config.Model, v config.VerifyConfig, envID string) (bool, string) {
-	rep, err := report.Read(report.Path(m.Output))
+	paths := m.Paths()
+	rep, err := report.Read(paths.Report)
 	if err != nil {
 		return false, "no report from an earlier conversion"
 	}
-	source, err := fileSHA256(m.Input)
+	if !rep.Verification.Passed {
+		return false, "the last conversion did not pass verification"
+	}
+	if sum, err := fileSHA256(m.Input); err != nil || sum != rep.Source.SHA256 {
+		return false, m.Input + " changed"
+	}
+	// External data locations are relative to the model's real folder, as
+	// the helpers resolve them.
+	dir, err := filepath.EvalSymlinks(filepath.Dir(m.Input))
 	if err != nil {
 		return false, err.Error()
 	}
-	switch {
-	case rep.Source.SHA256 != source:
-		return false, m.Input + " changed"
-	case rep.Fingerprint != Fingerprint(source, v, envID):
-		return false, "settings, helpers or Python packages changed"
-	case !rep.Verification.Passed:
-		return false, "the last conversion did not pass verification"
+	for _, f := range rep.Source.ExternalData {
+		if sum, err := fileSHA256(filepath.Join(dir, f.Location)); err != nil || sum != f.SHA256 {
+			return false, "external data " + f.Location + " changed"
+		}
 	}
-	if sum, err := fileSHA256(m.Output); err != nil || sum != rep.Output.SHA256 {
-		return false, m.Output + " is missing or was changed"
+	if rep.Fingerprint != Fingerprint(rep.Source, m, v, envID) {
+		return false, "settings, probe data, helpers or Python packages changed"
 	}
-	if fileSize(rep.Output.StateDictPath) != rep.Output.StateDictSizeBytes || rep.Output.StateDictPath != stateDictPath(m.Output) {
-		return false, stateDictPath(m.Output) + " is missing or was changed"
+	out := rep.Output
+	for _, f := range []struct{ path, recorded, sha256 string }{
+		{paths.Model, out.Path, out.SHA256},
+		{paths.StateDict, out.StateDictPath, out.StateDictSHA256},
+	} {
+		if sum, err := fileSHA256(f.path); err != nil || sum != f.sha256 || f.recorded != f.path {
+			return false, f.path + " is missing or was changed"
+		}
 	}
 	return true, ""
 }

@@ -22,15 +22,26 @@ func converted(t *testing.T) (config.Model, config.VerifyConfig) {
 			t.Fatal(err)
 		}
 	}
+	paths := m.Paths()
 	write(m.Input, "onnx bytes")
-	write(m.Output, "pt bytes")
-	write(stateDictPath(m.Output), "state")
-	src, _ := fileSHA256(m.Input)
-	out, _ := fileSHA256(m.Output)
+	write(filepath.Join(dir, "m.data"), "external weights")
+	write(paths.Model, "pt bytes")
+	write(paths.StateDict, "state")
+	sum := func(path string) string {
+		s, err := fileSHA256(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	src := report.Source{SHA256: sum(m.Input), ExternalData: []report.ExternalFile{
+		{Location: "m.data", SHA256: sum(filepath.Join(dir, "m.data")), SizeBytes: 16},
+	}}
 	rep := &report.Report{
-		Fingerprint:  Fingerprint(src, v, "env1"),
-		Source:       report.Source{SHA256: src},
-		Output:       report.Output{Path: m.Output, SHA256: out, StateDictPath: stateDictPath(m.Output), StateDictSizeBytes: 5},
+		Fingerprint: Fingerprint(src, m, v, "env1"),
+		Source:      src,
+		Output: report.Output{Path: paths.Model, SHA256: sum(paths.Model),
+			StateDictPath: paths.StateDict, StateDictSHA256: sum(paths.StateDict), StateDictSizeBytes: 5},
 		Verification: report.Verification{Passed: true},
 	}
 	if err := report.Write(report.Path(m.Output), rep); err != nil {
@@ -52,14 +63,23 @@ func TestUpToDate(t *testing.T) {
 		{"input changed", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
 			os.WriteFile(m.Input, []byte("other"), 0o644)
 		}, "m.onnx changed"},
+		{"external data changed", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+			os.WriteFile(filepath.Join(filepath.Dir(m.Input), "m.data"), []byte("other weights"), 0o644)
+		}, "external data m.data changed"},
+		{"external data removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+			os.Remove(filepath.Join(filepath.Dir(m.Input), "m.data"))
+		}, "external data m.data changed"},
 		{"tolerance changed", func(_ *config.Model, v *config.VerifyConfig, _ *string) { v.Atol = 1e-3 }, "settings"},
 		{"environment changed", func(_ *config.Model, _ *config.VerifyConfig, env *string) { *env = "env2" }, "Python packages changed"},
 		{"output edited", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
 			os.WriteFile(m.Output, []byte("edited"), 0o644)
 		}, "was changed"},
 		{"output removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(m.Output) }, "is missing"},
-		{"state dict removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(stateDictPath(m.Output)) }, "state_dict.pt is missing"},
-		{"report removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(report.Path(m.Output)) }, "no report"},
+		{"state dict removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(m.Paths().StateDict) }, "state_dict.pt is missing"},
+		{"state dict edited, same size", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+			os.WriteFile(m.Paths().StateDict, []byte("STATE"), 0o644)
+		}, "state_dict.pt is missing or was changed"},
+		{"report removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(m.Paths().Report) }, "no report"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m, v := converted(t)

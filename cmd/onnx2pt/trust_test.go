@@ -1,0 +1,176 @@
+package main
+
+// End-to-end tests of what "up to date", "verified" and "nothing was
+// written" promise: each would pass a stale, damaged or wrongly failed
+// result if the promise broke.
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// python runs code in the test virtualenv's python, in dir.
+func python(t *testing.T, dir, code string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(venvDir, "bin", "python"), append([]string{"-c", code}, args...)...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+}
+
+// externalModel writes ext.onnx computing y = x * w, whose w (4 floats,
+// all equal to value) lives in weights.bin beside it.
+const externalModel = `
+import os, sys, numpy as np, onnx
+from onnx import TensorProto, helper, numpy_helper
+if os.path.exists("weights.bin"):
+    os.remove("weights.bin")
+w = numpy_helper.from_array(np.full(4, float(sys.argv[1]), np.float32), "w")
+graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"])], "ext",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], [w])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 8
+onnx.save(model, "ext.onnx", save_as_external_data=True, location="weights.bin", size_threshold=0)
+`
+
+func TestChangedExternalDataIsConvertedAgain(t *testing.T) {
+	dir := t.TempDir()
+	python(t, dir, externalModel, "2")
+	onnxBytes, _ := os.ReadFile(filepath.Join(dir, "ext.onnx"))
+	args := []string{"convert", "--input", "ext.onnx", "-v"}
+	if r := onnx2pt(t, dir, args...); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := onnx2pt(t, dir, args...); !strings.Contains(r.stderr, "Up to date: ext.pt") {
+		t.Fatalf("second run was not up to date:\n%s", r.stderr)
+	}
+	python(t, dir, externalModel, "3")
+	if again, _ := os.ReadFile(filepath.Join(dir, "ext.onnx")); string(again) != string(onnxBytes) {
+		t.Fatal("test premise: the .onnx file should not change, only its external data")
+	}
+	r := onnx2pt(t, dir, args...)
+	if r.code != 0 || !strings.Contains(r.stderr, "external data weights.bin changed") || !strings.Contains(r.stderr, "Saved to ext.pt") {
+		t.Fatalf("changed weights were not converted again (exit %d):\n%s", r.code, r.stderr)
+	}
+	// The new .pt computes with the new weights.
+	python(t, dir, `
+import torch
+m = torch.load("ext.pt", weights_only=False)["model"]
+y = m(torch.ones(1, 4))
+assert torch.allclose(y, torch.full((1, 4), 3.0)), y
+`)
+}
+
+func TestChangedPackagesConvertAgain(t *testing.T) {
+	dir := workdir(t)
+	args := []string{"convert", "--input", "resnet8.onnx", "-v"}
+	if r := onnx2pt(t, dir, args...); r.code != 0 {
+		t.Fatalf("first run: exit %d\n%s", r.code, r.stderr)
+	}
+	// A package installed into the venv behind onnx2pt's back, as
+	// `pip install` would leave it.
+	sitePackages, err := filepath.Glob(filepath.Join(venvDir, "lib", "python3*", "site-packages"))
+	if err != nil || len(sitePackages) != 1 {
+		t.Fatalf("site-packages: %v %v", sitePackages, err)
+	}
+	dist := filepath.Join(sitePackages[0], "onnx2pt_test_marker-1.0.dist-info")
+	if err := os.Mkdir(dist, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dist) })
+	os.WriteFile(filepath.Join(dist, "METADATA"), []byte("Metadata-Version: 2.1\nName: onnx2pt-test-marker\nVersion: 1.0\n"), 0o644)
+	r := onnx2pt(t, dir, args...)
+	if r.code != 0 || strings.Contains(r.stderr, "Up to date") || !strings.Contains(r.stderr, "Saved to resnet8.pt") {
+		t.Fatalf("outputs from other package versions were kept (exit %d):\n%s", r.code, r.stderr)
+	}
+}
+
+func TestFailedPublishKeepsEarlierOutputs(t *testing.T) {
+	dir := workdir(t)
+	earlier := map[string]string{"resnet8.pt": "earlier model", "resnet8.state_dict.pt": "earlier weights"}
+	for name, content := range earlier {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The report's path is taken by a directory: the last file cannot be
+	// published, so none may be.
+	if err := os.MkdirAll(filepath.Join(dir, "resnet8.report.json", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := onnx2pt(t, dir, "convert", "--input", "resnet8.onnx")
+	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "previous outputs were kept") {
+		t.Fatalf("exit %d, last line %q", r.code, lastLine(r.stderr))
+	}
+	for name, content := range earlier {
+		if data, _ := os.ReadFile(filepath.Join(dir, name)); string(data) != content {
+			t.Errorf("%s was replaced although the run failed", name)
+		}
+	}
+	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.state_dict.pt", "resnet8.report.json", "resnet8.failed.report.json")
+}
+
+// reluLog writes m.onnx: y = log(relu(x)), which is -inf wherever x <= 0,
+// in onnxruntime and torch alike.
+const reluLog = `
+import onnx
+from onnx import TensorProto, helper
+graph = helper.make_graph([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Log", ["r"], ["y"])], "relu_log",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 8])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 8
+onnx.save(model, "m.onnx")
+`
+
+func TestInfiniteOutputsVerify(t *testing.T) {
+	dir := t.TempDir()
+	python(t, dir, reluLog)
+	r := onnx2pt(t, dir, "convert", "--input", "m.onnx")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	rep := readJSON(t, filepath.Join(dir, "m.report.json"))
+	if rep["status"] != "converted" {
+		t.Errorf("status %v", rep["status"])
+	}
+}
+
+func TestFailedVerificationWritesAFailureReport(t *testing.T) {
+	dir := workdir(t)
+	r := onnx2pt(t, dir, "convert", "--input", "resnet8.onnx", "--atol", "1e-12", "--rtol", "1e-12")
+	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "resnet8.failed.report.json") {
+		t.Fatalf("exit %d, last line %q", r.code, lastLine(r.stderr))
+	}
+	assertOnly(t, dir, "resnet8.onnx", "resnet8.failed.report.json")
+	rep := readJSON(t, filepath.Join(dir, "resnet8.failed.report.json"))
+	failure, _ := rep["failure"].(map[string]any)
+	verification, _ := rep["verification"].(map[string]any)
+	if rep["status"] != "failed" || failure["stage"] != "verify" || verification["passed"] != false {
+		t.Errorf("failure report: status %v, failure %v, verification %v", rep["status"], failure, verification)
+	}
+	// A later success removes it.
+	if r := onnx2pt(t, dir, "convert", "--input", "resnet8.onnx"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.state_dict.pt", "resnet8.report.json")
+}
+
+func readJSON(t *testing.T, path string) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return m
+}

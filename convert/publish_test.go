@@ -1,0 +1,119 @@
+package convert
+
+import (
+	"errors"
+	"maps"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// outputs lays out new temporary files for out/m.pt, out/m.state_dict.pt
+// and out/m.report.json and, when old is set, earlier versions of each.
+func outputs(t *testing.T, old bool) (string, []move) {
+	t.Helper()
+	dir := t.TempDir()
+	var moves []move
+	for _, name := range []string{"m.pt", "m.state_dict.pt", "m.report.json"} {
+		dst := filepath.Join(dir, name)
+		tmp := tempName(dst, "tmp")
+		writeFile(t, tmp, "new "+name)
+		if old {
+			writeFile(t, dst, "old "+name)
+		}
+		moves = append(moves, move{tmp, dst})
+	}
+	return dir, moves
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// contents maps each file in dir to its content.
+func contents(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = string(data)
+	}
+	return out
+}
+
+func TestPublishReplacesEveryFile(t *testing.T) {
+	for _, old := range []bool{false, true} {
+		dir, moves := outputs(t, old)
+		if err := publish(moves); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"m.pt": "new m.pt", "m.state_dict.pt": "new m.state_dict.pt", "m.report.json": "new m.report.json"}
+		if got := contents(t, dir); !maps.Equal(got, want) {
+			t.Errorf("with earlier outputs %v: files %v, want %v", old, got, want)
+		}
+	}
+}
+
+// A failure at any step leaves every earlier output as it was (or no
+// output, where there was none); the temporary files are the caller's.
+func TestPublishFailureAtEachStepKeepsThePreviousOutputs(t *testing.T) {
+	for _, old := range []bool{false, true} {
+		for step := range 3 {
+			dir, moves := outputs(t, old)
+			calls := 0
+			rename = func(from, to string) error {
+				if calls++; calls == step+1 {
+					return errors.New("injected failure")
+				}
+				return os.Rename(from, to)
+			}
+			err := publish(moves)
+			rename = os.Rename
+			if err == nil {
+				t.Fatalf("step %d: no error", step)
+			}
+			got := contents(t, dir)
+			for _, m := range moves {
+				name := filepath.Base(m.dst)
+				want, had := "old "+name, old
+				if have, ok := got[name]; ok != had || (had && have != want) {
+					t.Errorf("earlier outputs %v, failure at step %d: %s is %q (present %v)", old, step, name, have, ok)
+				}
+				delete(got, name)
+				delete(got, filepath.Base(m.tmp))
+			}
+			if len(got) > 0 {
+				t.Errorf("earlier outputs %v, failure at step %d: files left behind: %v", old, step, got)
+			}
+		}
+	}
+}
+
+func TestPublishRefusesToReplaceADirectory(t *testing.T) {
+	dir, moves := outputs(t, true)
+	report := moves[2].dst
+	os.Remove(report)
+	if err := os.Mkdir(report, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(moves); err == nil {
+		t.Fatal("no error")
+	}
+	got := contents(t, dir)
+	if got["m.pt"] != "old m.pt" || got["m.state_dict.pt"] != "old m.state_dict.pt" {
+		t.Errorf("earlier outputs changed: %v", got)
+	}
+}
