@@ -7,11 +7,7 @@ import os
 import onnx
 from onnx import external_data_helper
 
-from .errors import UserError
-
-# Inputs larger than this (elements per probe tensor) are refused before any
-# memory is allocated for them; declared shapes in a hostile file can be absurd.
-MAX_INPUT_ELEMENTS = 1 << 28
+from .errors import UserError, first_line
 
 
 def sha256_file(path):
@@ -23,7 +19,11 @@ def sha256_file(path):
 
 
 def load_model(path):
-    """Load and check an ONNX model, refusing external data outside its folder."""
+    """Load and check an ONNX model, refusing external data outside its folder.
+
+    Returns the model (external data loaded) and the external data files it
+    references, relative to its folder, in a stable order.
+    """
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
     if os.path.getsize(path) == 0:
@@ -34,27 +34,45 @@ def load_model(path):
         raise UserError(f"{path}: not an ONNX model ({type(e).__name__}: {e})") from e
     if not model.graph.node and not model.graph.output:
         raise UserError(f"{path}: not an ONNX model (no graph found)")
-    base = os.path.dirname(os.path.abspath(path))
+    # Both sides resolved: a model folder reached through a symlink (macOS's
+    # /tmp) is still the folder its data files are in.
+    base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    locations = set()
     for tensor in external_data_helper._get_all_tensors(model):
         if not external_data_helper.uses_external_data(tensor):
             continue
         info = external_data_helper.ExternalDataInfo(tensor)
         target = os.path.realpath(os.path.join(base, info.location))
-        if os.path.isabs(info.location) or os.path.commonpath([base, target]) != os.path.realpath(base):
+        if os.path.isabs(info.location) or os.path.commonpath([base, target]) != base:
             raise UserError(
                 f"{path}: tensor {tensor.name!r} points at external data outside the model's folder ({info.location}); refusing to read it"
             )
+        if not os.path.isfile(target):
+            raise UserError(
+                f"{path}: tensor {tensor.name!r} needs external data file {info.location}, which is missing"
+            )
+        locations.add(os.path.relpath(target, base))
     try:
-        external_data_helper.load_external_data_for_model(model, base)
-        onnx.checker.check_model(model)
+        if locations:
+            # By path: the checker's in-memory form stops at protobuf's 2 GiB,
+            # and models with external data are the ones that pass it.
+            onnx.checker.check_model(path)
+            external_data_helper.load_external_data_for_model(model, base)
+        else:
+            onnx.checker.check_model(model)
     except Exception as e:
         raise UserError(f"{path}: invalid ONNX model: {first_line(e)}") from e
-    return model
+    return model, sorted(locations)
 
 
-def first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+def external_files(path, locations):
+    """Each external data file with its size and content hash, for fingerprints."""
+    base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    out = []
+    for location in locations:
+        full = os.path.join(base, location)
+        out.append({"location": location, "sha256": sha256_file(full), "size_bytes": os.path.getsize(full)})
+    return out
 
 
 def dim_of(dim):
@@ -85,27 +103,13 @@ def opsets(model):
     return {(o.domain or "ai.onnx"): o.version for o in model.opset_import}
 
 
-def unsupported_ops(model):
-    """Every (domain, op, opset) in the graph that onnx2torch has no converter for."""
-    from onnx2torch.node_converters import get_converter
-
-    versions = {o.domain: o.version for o in model.opset_import}
-    missing = set()
-    for node in model.graph.node:
-        version = versions.get(node.domain, versions.get("", 0))
-        try:
-            get_converter(domain=node.domain, operation_type=node.op_type, version=version)
-        except NotImplementedError:
-            missing.add((node.domain or "ai.onnx", node.op_type, version))
-    return [{"domain": d, "op": o, "opset": v} for d, o, v in sorted(missing)]
-
-
-def describe(model, path):
+def describe(model, path, external=()):
     initializers = {i.name for i in model.graph.initializer}
     return {
         "path": path,
         "sha256": sha256_file(path),
         "size_bytes": os.path.getsize(path),
+        "external_data": list(external),
         "ir_version": model.ir_version,
         "producer": " ".join(p for p in (model.producer_name, model.producer_version) if p),
         "opsets": opsets(model),
@@ -114,5 +118,4 @@ def describe(model, path):
         "outputs": value_specs(model.graph.output),
         "op_histogram": dict(sorted(collections.Counter(n.op_type for n in model.graph.node).items())),
         "nodes": len(model.graph.node),
-        "unsupported_ops": unsupported_ops(model),
     }

@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from onnx2pt_py import probes
+from onnx2pt_py.errors import UserError
+
+
+def test_symbolic_dims_take_batch_or_configured_sizes():
+    specs = [
+        {"name": "a", "dtype": "float32", "shape": ["batch", "seq", 3]},
+        {"name": "b", "dtype": "int64", "shape": [None]},
+    ]
+    a, b = probes.make_inputs(specs, batch=2, dims={"seq": 5}, seed=0)
+    assert a.shape == (2, 5, 3) and a.dtype == np.float32
+    assert b.shape == (2,) and b.dtype == np.int64
+
+
+def test_absurd_shapes_are_refused_before_allocating():
+    specs = [{"name": "x", "dtype": "float32", "shape": [1 << 20, 1 << 20]}]
+    with pytest.raises(UserError, match="too large"):
+        probes.make_inputs(specs, batch=1, dims={}, seed=0)
+
+
+def test_output_shape_mismatch_is_reported():
+    with pytest.raises(UserError, match="declares"):
+        probes.check_shape({"name": "y", "shape": ["batch", 10]}, (4, 11), {"batch": 4}, "m.onnx")
+    probes.check_shape({"name": "y", "shape": ["batch", 10]}, (4, 10), {"batch": 4}, "m.onnx")
+    probes.check_shape({"name": "y", "shape": ["other", 10]}, (7, 10), {"batch": 4}, "m.onnx")
+
+
+def embedding_model():
+    """Token ids (n, 5) index a 7-row table: ids must stay below 7."""
+    table = numpy_helper.from_array(np.ones((7, 3), np.float32), "table")
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["table", "ids"], ["y"])],
+        "embed",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5, 3])],
+        [table],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_integer_inputs_stay_inside_the_table_they_index():
+    model = embedding_model()
+    bounds = probes.int_bounds(model)
+    assert bounds == {"ids": 7}
+    specs = [{"name": "ids", "dtype": "int64", "shape": ["n", 5]}]
+    (ids,) = probes.make_inputs(specs, batch=50, dims={}, seed=0, int_bounds=bounds)
+    assert ids.min() >= 0 and ids.max() == 6  # 250 draws reach the last row
+
+
+def test_arrays_load_from_npz_or_a_folder_of_npy(tmp_path):
+    a, b = np.arange(3, dtype=np.float32), np.ones((2, 2), np.int64)
+    np.savez(tmp_path / "data.npz", **{"x:0": a, "y": b})
+    got = probes.load_arrays(str(tmp_path / "data.npz"), ["y", "x:0"], "input data")
+    assert got[0].tolist() == b.tolist() and got[1].tolist() == a.tolist()
+    folder = tmp_path / "npy"
+    folder.mkdir()
+    np.save(folder / "x_0.npy", a)
+    np.save(folder / "y.npy", b)
+    got = probes.load_arrays(str(folder), ["x:0", "y"], "input data")
+    assert got[0].tolist() == a.tolist()
+    with pytest.raises(UserError, match="no input data for 'z'"):
+        probes.load_arrays(str(tmp_path / "data.npz"), ["z"], "input data")
+
+
+def test_pickled_arrays_are_refused(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(UserError, match="cannot read input data"):
+        probes.load_arrays(str(tmp_path), ["x"], "input data")
