@@ -1,0 +1,27 @@
+"""Converters for ONNX ops and op versions onnx2torch 1.5.15 lacks.
+
+Importing this package registers them in onnx2torch's own converter
+registry, so `onnx2torch.convert` uses them and still returns an onnx2torch
+GraphModule. Each module holds one op family; `versions` aliases existing
+converters (onnx2torch's and this package's, which it imports first) to
+schema versions whose semantics did not change, and never replaces a
+registered one.
+"""
+
+from . import (  # noqa: F401  (imported for their registrations)
+    attention,
+    cast,
+    elementwise,
+    loss,
+    normalization,
+    pooling,
+    quantize,
+    reduce,
+    resize,
+    rotary,
+    tensor,
+    versions,
+)
+from ._common import ALREADY_TAKEN, REGISTERED
+
+__all__ = ["ALREADY_TAKEN", "REGISTERED"]

@@ -1,0 +1,156 @@
+"""Normalizations onnx2torch 1.5.15 lacks: RMSNormalization (23),
+GroupNormalization (18, 21), MeanVarianceNormalization (9, 13),
+LpNormalization (1, 22) and BatchNormalization 6/7 (inference) of old
+opset-6/7 files. LayerNormalization has a single schema (17), which
+onnx2torch has.
+"""
+
+import torch
+
+from ._common import Module, normalize_axis, output_count, register, result, torch_dtype
+
+
+def _stash_dtype(node):
+    stash_type = node.attributes.get("stash_type", 1)
+    return torch_dtype(stash_type, f"{node.operation_type} stash_type")
+
+
+class OnnxRMSNormalization(Module):
+    """X / sqrt(mean(X^2 over axis..rank-1) + epsilon) * scale, stage one
+    (up to the division) in the stash type, then cast back to X's type."""
+
+    def __init__(self, axis, epsilon, stash_dtype):
+        super().__init__()
+        self.axis = axis
+        self.epsilon = epsilon
+        self.stash_dtype = stash_dtype
+
+    def forward(self, x, scale):
+        axis = normalize_axis(self.axis, x.dim())
+        xu = x.to(self.stash_dtype)
+        dims = list(range(axis, x.dim()))
+        mean_square = torch.mean(xu * xu, dim=dims, keepdim=True)
+        epsilon = torch.tensor(self.epsilon, dtype=torch.float32).to(self.stash_dtype)
+        normalized = (xu / torch.sqrt(mean_square + epsilon)).to(x.dtype)
+        return normalized * scale
+
+
+@register("RMSNormalization", [23])
+def convert_rms_normalization(node, graph):
+    module = OnnxRMSNormalization(
+        node.attributes.get("axis", -1), node.attributes.get("epsilon", 1e-5), _stash_dtype(node)
+    )
+    return result(module, node)
+
+
+class OnnxGroupNormalization(Module):
+    """Statistics per instance and group of channels. Version 18 has one
+    scale/bias per group, 21 one per channel and the `stash_type` attribute."""
+
+    def __init__(self, num_groups, epsilon, stash_dtype, per_group_affine):
+        super().__init__()
+        self.num_groups = num_groups
+        self.epsilon = epsilon
+        self.stash_dtype = stash_dtype
+        self.per_group_affine = per_group_affine
+
+    def forward(self, x, scale, bias):
+        n, c = x.shape[0], x.shape[1]
+        groups = x.to(self.stash_dtype).reshape(n, self.num_groups, -1)
+        mean = groups.mean(dim=2, keepdim=True)
+        var = (groups * groups).mean(dim=2, keepdim=True) - mean * mean
+        epsilon = torch.tensor(self.epsilon, dtype=torch.float32).to(self.stash_dtype)
+        normalized = ((groups - mean) / torch.sqrt(var + epsilon)).reshape(x.shape).to(x.dtype)
+        if self.per_group_affine:
+            scale = scale.repeat_interleave(c // self.num_groups)
+            bias = bias.repeat_interleave(c // self.num_groups)
+        shape = [1, c] + [1] * (x.dim() - 2)
+        return normalized * scale.to(x.dtype).reshape(shape) + bias.to(x.dtype).reshape(shape)
+
+
+@register("GroupNormalization", [18])
+def convert_group_normalization_18(node, graph):
+    module = OnnxGroupNormalization(
+        node.attributes["num_groups"], node.attributes.get("epsilon", 1e-5), torch.float32, per_group_affine=True
+    )
+    return result(module, node)
+
+
+@register("GroupNormalization", [21])
+def convert_group_normalization(node, graph):
+    module = OnnxGroupNormalization(
+        node.attributes["num_groups"], node.attributes.get("epsilon", 1e-5), _stash_dtype(node), per_group_affine=False
+    )
+    return result(module, node)
+
+
+class OnnxMeanVarianceNormalization(Module):
+    """(X - mean) / (sqrt(E[X^2] - mean^2) + 1e-9) over `axes`, as the
+    function body computes it (the epsilon is added to the deviation)."""
+
+    def __init__(self, axes):
+        super().__init__()
+        self.axes = axes
+
+    def forward(self, x):
+        dims = sorted({normalize_axis(a, x.dim()) for a in self.axes})
+        mean = torch.mean(x, dim=dims, keepdim=True)
+        variance = torch.mean(x * x, dim=dims, keepdim=True) - mean * mean
+        return (x - mean) / (torch.sqrt(variance) + 1e-9)
+
+
+@register("MeanVarianceNormalization", [9, 13])
+def convert_mean_variance_normalization(node, graph):
+    return result(OnnxMeanVarianceNormalization(list(node.attributes.get("axes", [0, 2, 3]))), node)
+
+
+class OnnxLpNormalization(Module):
+    def __init__(self, axis, p):
+        super().__init__()
+        if p not in (1, 2):
+            raise ValueError(f"LpNormalization: p must be 1 or 2, got {p}")
+        self.axis = axis
+        self.p = p
+
+    def forward(self, x):
+        axis = normalize_axis(self.axis, x.dim())
+        if self.p == 1:
+            norm = x.abs().sum(dim=axis, keepdim=True)
+        else:
+            norm = torch.sqrt((x * x).sum(dim=axis, keepdim=True))
+        return x / norm
+
+
+@register("LpNormalization", [1, 22])
+def convert_lp_normalization(node, graph):
+    return result(OnnxLpNormalization(node.attributes.get("axis", -1), node.attributes.get("p", 2)), node)
+
+
+class OnnxBatchNormInference(Module):
+    """(X - mean) / sqrt(var + epsilon) * scale + B with the given statistics.
+
+    With `spatial` 1 the parameters have shape (C); with 0 (opset 6/7 only)
+    they hold one value per activation, shape (C, D1, ...)."""
+
+    def __init__(self, epsilon, spatial):
+        super().__init__()
+        self.epsilon = epsilon
+        self.spatial = spatial
+
+    def forward(self, x, scale, bias, mean, var):
+        if self.spatial:
+            shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
+        else:
+            shape = [1] + list(x.shape[1:])
+        scale, bias, mean, var = (t.reshape(shape) for t in (scale, bias, mean, var))
+        return (x - mean) / torch.sqrt(var + self.epsilon) * scale + bias
+
+
+@register("BatchNormalization", [6, 7])
+def convert_batch_norm_old(node, graph):
+    if output_count(node) > 1:
+        raise NotImplementedError(
+            "BatchNormalization 6/7 with the training outputs (mean, var, saved_mean, saved_var) is not implemented"
+        )
+    module = OnnxBatchNormInference(node.attributes.get("epsilon", 1e-5), node.attributes.get("spatial", 1))
+    return result(module, node)

@@ -1,0 +1,322 @@
+"""Tensor ops onnx2torch 1.5.15 lacks: Hardmax, Trilu, Size, Dropout
+(versions 1, 6, 7, 22), NonZero 9, Reshape 19+, Split 18, Pad 18+,
+ScatterElements, OneHot, SpaceToDepth and Det."""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ._common import Module, as_int_list, normalize_axis, output_count, register, result
+
+
+class OnnxHardmax(Module):
+    """1 at the first maximum along the axis, 0 elsewhere.
+
+    Before opset 13 the input is read as a 2-D matrix [prod(d < axis),
+    prod(d >= axis)] and the maximum is taken over each whole row.
+    """
+
+    def __init__(self, axis, coerce_2d):
+        super().__init__()
+        self.axis = axis
+        self.coerce_2d = coerce_2d
+
+    def forward(self, x):
+        if x.dim() == 0:
+            return torch.ones_like(x)
+        axis = normalize_axis(self.axis, x.dim())
+        if self.coerce_2d:
+            rows = x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+            return self._one_hot(rows, 1).reshape(x.shape)
+        return self._one_hot(x, axis)
+
+    @staticmethod
+    def _one_hot(x, axis):
+        if x.shape[axis] == 0:
+            return torch.zeros_like(x)
+        index = torch.argmax(x, dim=axis, keepdim=True)  # first maximum on ties
+        return torch.zeros_like(x).scatter(axis, index, 1)
+
+
+@register("Hardmax", [1, 11])
+def convert_hardmax_v1(node, graph):
+    return result(OnnxHardmax(node.attributes.get("axis", 1), coerce_2d=True), node)
+
+
+@register("Hardmax", [13])
+def convert_hardmax(node, graph):
+    return result(OnnxHardmax(node.attributes.get("axis", -1), coerce_2d=False), node)
+
+
+class OnnxTrilu(Module):
+    def __init__(self, upper):
+        super().__init__()
+        self.upper = bool(upper)
+
+    def forward(self, x, k=None):
+        diagonal = 0 if k is None else int(k)
+        return torch.triu(x, diagonal) if self.upper else torch.tril(x, diagonal)
+
+
+@register("Trilu", [14])
+def convert_trilu(node, graph):
+    return result(OnnxTrilu(node.attributes.get("upper", 1)), node)
+
+
+class OnnxSize(Module):
+    def forward(self, x):
+        return torch.tensor(x.numel(), dtype=torch.int64, device=x.device)
+
+
+@register("Size", [1, 13, 19, 21, 23, 24, 25])
+def convert_size(node, graph):
+    return result(OnnxSize(), node)
+
+
+class OnnxDropout(Module):
+    """Dropout; the identity in inference.
+
+    It drops when ONNX's `training_mode` input says so, or, without that
+    input, when the torch module is in training mode (as onnx2torch's own
+    Dropout does), so that a converted model can be fine-tuned. The optional
+    mask is all True in inference (bool from opset 10, the input's type before).
+    """
+
+    def __init__(self, ratio, outputs, mask_like_input):
+        super().__init__()
+        self.ratio = ratio
+        self.outputs = outputs
+        self.mask_like_input = mask_like_input
+
+    def forward(self, x, ratio=None, training_mode=None):
+        p = self.ratio if ratio is None else float(ratio)
+        training = self.training if training_mode is None else bool(training_mode)
+        if training and p > 0:
+            keep = torch.rand(x.shape, device=x.device) >= p
+            out = x * keep / (1.0 - p)
+        else:
+            keep = torch.ones(x.shape, dtype=torch.bool, device=x.device)
+            out = x
+        if self.outputs == 1:
+            return out
+        return out, keep.to(x.dtype) if self.mask_like_input else keep
+
+
+@register("Dropout", [1, 6, 7])
+def convert_dropout_v1(node, graph):
+    # `is_test` (1, 6) only said what inference already means.
+    return result(OnnxDropout(node.attributes.get("ratio", 0.5), output_count(node), mask_like_input=True), node)
+
+
+@register("Dropout", [22])
+def convert_dropout(node, graph):
+    # `seed` only matters for training-mode randomness, which nothing compares.
+    return result(OnnxDropout(0.5, output_count(node), mask_like_input=False), node)
+
+
+class OnnxNonZero(Module):
+    """Indices of the non-zero elements, shape (rank, count). (onnx2torch's own
+    NonZero 13 returns torch.nonzero's (count, rank); not aliased for that.)"""
+
+    def forward(self, x):
+        return torch.nonzero(x).transpose(0, 1)
+
+
+@register("NonZero", [9])
+def convert_nonzero(node, graph):
+    return result(OnnxNonZero(), node)
+
+
+class OnnxScatterElements(Module):
+    """data with `updates` written (or combined, by `reduction`) at `indices`
+    along `axis`; negative indices count from the end."""
+
+    _REDUCE = {"add": "sum", "mul": "prod", "max": "amax", "min": "amin"}
+
+    def __init__(self, axis, reduction):
+        super().__init__()
+        if reduction != "none" and reduction not in self._REDUCE:
+            raise NotImplementedError(f"ScatterElements: reduction={reduction!r} is not implemented")
+        self.axis = axis
+        self.reduction = reduction
+
+    def forward(self, data, indices, updates):
+        axis = normalize_axis(self.axis, data.dim())
+        indices = indices.to(torch.int64)
+        indices = torch.where(indices < 0, indices + data.shape[axis], indices)
+        if self.reduction == "none":
+            return data.scatter(axis, indices, updates)
+        return data.scatter_reduce(axis, indices, updates, self._REDUCE[self.reduction], include_self=True)
+
+
+@register("ScatterElements", [11, 13, 16, 18])
+def convert_scatter_elements(node, graph):
+    a = node.attributes
+    return result(OnnxScatterElements(a.get("axis", 0), a.get("reduction", "none")), node)
+
+
+class OnnxOneHot(Module):
+    """One-hot along a new axis; indices outside [-depth, depth) give all off."""
+
+    def __init__(self, axis):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, indices, depth, values):
+        depth = int(depth.reshape(-1)[0])
+        indices = indices.to(torch.int64)
+        indices = torch.where(indices < 0, indices + depth, indices)
+        classes = torch.arange(depth, device=indices.device)
+        hot = indices.unsqueeze(-1) == classes  # out-of-range indices match nothing
+        axis = normalize_axis(self.axis, indices.dim() + 1)
+        hot = hot.movedim(-1, axis)
+        off, on = values.reshape(-1)[0], values.reshape(-1)[1]
+        return torch.where(hot, on, off)
+
+
+@register("OneHot", [9, 11, 28])
+def convert_one_hot(node, graph):
+    return result(OnnxOneHot(node.attributes.get("axis", -1)), node)
+
+
+class OnnxSpaceToDepth(Module):
+    """Blocks of blocksize x blocksize pixels moved into channels, ordered
+    (row, column, channel) in DCR mode (the only one before opset 28) or
+    (channel, row, column) in CRD mode."""
+
+    def __init__(self, blocksize, mode):
+        super().__init__()
+        if mode not in ("DCR", "CRD"):
+            raise ValueError(f"SpaceToDepth: mode must be DCR or CRD, got {mode!r}")
+        self.blocksize = blocksize
+        self.mode = mode
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        bs = self.blocksize
+        blocks = x.reshape(b, c, h // bs, bs, w // bs, bs)
+        order = (0, 3, 5, 1, 2, 4) if self.mode == "DCR" else (0, 1, 3, 5, 2, 4)
+        return blocks.permute(order).reshape(b, c * bs * bs, h // bs, w // bs)
+
+
+@register("SpaceToDepth", [1, 13, 28])
+def convert_space_to_depth(node, graph):
+    return result(OnnxSpaceToDepth(node.attributes["blocksize"], node.attributes.get("mode", "DCR")), node)
+
+
+class OnnxDet(Module):
+    def forward(self, x):
+        return torch.linalg.det(x)
+
+
+@register("Det", [11, 22])
+def convert_det(node, graph):
+    return result(OnnxDet(), node)
+
+
+class OnnxReshape(Module):
+    """Reshape; a 0 in the shape copies the input's dimension, or with
+    `allowzero` (which onnx2torch's Reshape 14 refuses) means a zero-size one."""
+
+    def __init__(self, allowzero):
+        super().__init__()
+        self.allowzero = bool(allowzero)
+
+    def forward(self, x, shape):
+        sizes = [int(s) for s in shape.reshape(-1).tolist()]
+        if not self.allowzero:
+            sizes = [x.shape[i] if s == 0 else s for i, s in enumerate(sizes)]
+        return x.reshape(sizes)
+
+
+@register("Reshape", [19, 21, 23, 24, 25])
+def convert_reshape(node, graph):
+    return result(OnnxReshape(node.attributes.get("allowzero", 0)), node)
+
+
+class OnnxSplit(Module):
+    """Split 18: sizes from the `split` input, or `num_outputs` (default: the
+    node's output count) parts of ceil(dim / n), the last one smaller."""
+
+    def __init__(self, axis, num_outputs, outputs):
+        super().__init__()
+        self.axis = axis
+        self.num_outputs = num_outputs
+        self.outputs = outputs
+
+    def forward(self, x, split=None):
+        axis = normalize_axis(self.axis, x.dim())
+        if split is not None and split.numel() > 0:
+            sizes = as_int_list(split)
+        else:
+            n = self.num_outputs or self.outputs
+            dim = x.shape[axis]
+            part = dim // n if dim % n == 0 else dim // n + 1
+            sizes = [part] * (n - 1) + [dim - part * (n - 1)]
+        parts = torch.split(x, sizes, dim=axis)
+        return parts[0] if self.outputs == 1 else tuple(parts)
+
+
+@register("Split", [18])
+def convert_split(node, graph):
+    a = node.attributes
+    return result(OnnxSplit(a.get("axis", 0), a.get("num_outputs"), output_count(node)), node)
+
+
+def _source_index(positions, size, mode):
+    """Where each position of a padded axis reads from the input axis."""
+    if mode == "edge":
+        return positions.clamp(0, size - 1)
+    if mode == "wrap":
+        return positions.remainder(size)
+    period = 2 * (size - 1)  # reflect: mirrored on the first and last values
+    if period == 0:
+        return torch.zeros_like(positions)
+    folded = positions.remainder(period)
+    return torch.where(folded >= size, period - folded, folded)
+
+
+class OnnxPad(Module):
+    """Pad 18+: `pads` for the listed `axes` (all by default), negative pads
+    crop; constant, reflect, edge and wrap (19) modes on any rank."""
+
+    def __init__(self, mode):
+        super().__init__()
+        if mode not in ("constant", "reflect", "edge", "wrap"):
+            raise NotImplementedError(f"Pad: mode={mode!r} is not implemented")
+        self.mode = mode
+
+    def forward(self, data, pads, constant_value=None, axes=None):
+        rank = data.dim()
+        pads = as_int_list(pads)
+        axes = list(range(rank)) if axes is None else [normalize_axis(a, rank) for a in as_int_list(axes)]
+        if len(pads) != 2 * len(axes):
+            raise ValueError(f"Pad: {len(pads)} pads for {len(axes)} axes")
+        begin, end = [0] * rank, [0] * rank
+        for i, axis in enumerate(axes):
+            begin[axis], end[axis] = pads[i], pads[i + len(axes)]
+        for axis in range(rank):  # crop first
+            if begin[axis] < 0 or end[axis] < 0:
+                start = max(0, -begin[axis])
+                stop = data.shape[axis] - max(0, -end[axis])
+                data = data.narrow(axis, start, stop - start)
+        begin = [max(0, b) for b in begin]
+        end = [max(0, e) for e in end]
+        if self.mode == "constant":
+            value = 0 if constant_value is None or constant_value.numel() == 0 else constant_value.reshape(-1)[0].item()
+            flat = []
+            for axis in reversed(range(rank)):  # F.pad lists the last axis first
+                flat += [begin[axis], end[axis]]
+            return F.pad(data, flat, value=value) if any(flat) else data
+        for axis in range(rank):
+            if begin[axis] or end[axis]:
+                size = data.shape[axis]
+                positions = torch.arange(-begin[axis], size + end[axis], device=data.device)
+                data = data.index_select(axis, _source_index(positions, size, self.mode))
+        return data
+
+
+@register("Pad", [18, 19, 21, 23, 24, 25])
+def convert_pad(node, graph):
+    return result(OnnxPad(node.attributes.get("mode", "constant")), node)

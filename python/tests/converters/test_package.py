@@ -1,0 +1,117 @@
+"""The package as a whole: registration hygiene and saved models."""
+
+import importlib
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx2torch
+import torch
+from convert_check import make_model, random, run_ort, run_torch
+from onnx import defs, helper
+from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY
+
+import onnx2pt_py.converters as converters
+
+PYTHON_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def test_importing_twice_is_harmless():
+    from onnx2pt_py.converters import versions
+
+    before = dict(_CONVERTER_REGISTRY)
+    registered = dict(converters.REGISTERED)
+    aliases = list(versions.ALIASES)
+    importlib.reload(converters)
+    for name in ("cast", "reduce", "versions"):  # the modules' registrations run again
+        importlib.reload(importlib.import_module(f"onnx2pt_py.converters.{name}"))
+    assert dict(_CONVERTER_REGISTRY) == before
+    assert dict(converters.REGISTERED) == registered
+    assert converters.ALREADY_TAKEN == []
+    assert versions.ALIASES == aliases
+
+
+def test_registered_keys_were_missing_from_onnx2torch():
+    # In a fresh interpreter: onnx2torch's registry alone, then with the package.
+    script = textwrap.dedent(
+        """
+        import json, sys
+        sys.path.insert(0, sys.argv[1])
+        from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY as registry
+        own = {key: fn for key, fn in registry.items()}
+        import onnx2pt_py.converters as converters
+        print(json.dumps({
+            "shadowed": [list(k) for k in converters.REGISTERED if k in own],
+            "replaced": [list(k) for k, fn in own.items() if registry[k] is not fn],
+            "taken": [list(k) for k in converters.ALREADY_TAKEN],
+            "added": len(registry) - len(own),
+            "registered": len(converters.REGISTERED),
+        }))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script, PYTHON_DIR], check=True, capture_output=True, text=True).stdout
+    import json
+
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["shadowed"] == []
+    assert report["replaced"] == []
+    assert report["taken"] == []
+    assert report["added"] == report["registered"] > 150
+
+
+def test_registered_versions_are_schema_versions():
+    # onnx2torch looks converters up by the schema's since_version: any
+    # other version number would never be used.
+    for key in converters.REGISTERED:
+        schema = defs.get_schema(key.operation_type, max_inclusive_version=key.version, domain=key.domain)
+        assert schema.since_version == key.version, key
+
+
+def test_every_family_registers():
+    families = {fn.__module__.rsplit(".", 1)[-1] for fn in converters.REGISTERED.values()}
+    assert {
+        "attention",
+        "cast",
+        "elementwise",
+        "loss",
+        "normalization",
+        "pooling",
+        "quantize",
+        "reduce",
+        "resize",
+        "rotary",
+        "tensor",
+    } <= families
+
+
+def test_saved_and_reloaded_model_runs():
+    # The project saves whole converted modules with torch.save: the new
+    # modules must pickle and come back working.
+    x = random((1, 4, 6, 6))
+    nodes = [
+        helper.make_node("ReduceMax", ["x", "axes"], ["m"], keepdims=1),
+        helper.make_node("Resize", ["m", "", "scales"], ["r"], mode="linear"),
+        helper.make_node("AveragePool", ["r"], ["p"], kernel_shape=[2, 2], dilations=[2, 2]),
+        helper.make_node("Cast", ["p"], ["y"], to=11),
+    ]
+    model = make_model(
+        nodes,
+        {"x": x},
+        ["y"],
+        22,
+        initializers={"axes": np.array([1], np.int64), "scales": np.array([1, 1, 2, 2], np.float32)},
+    )
+    module = onnx2torch.convert(model)
+    assert isinstance(module, torch.fx.GraphModule)
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    buffer.seek(0)
+    reloaded = torch.load(buffer, weights_only=False).eval()
+    with torch.no_grad():
+        y = reloaded(torch.from_numpy(x)).numpy()
+    (expected,) = run_ort(model, {"x": x})
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(run_torch(model, {"x": x})[0], y)
