@@ -61,6 +61,9 @@ type VerifyConfig struct {
 	Rtol float64 `mapstructure:"rtol"`
 	// Seed makes the probe tensors reproducible.
 	Seed int `mapstructure:"seed"`
+	// Locate looks for the first diverging node even when verification
+	// passes (it always does when verification fails).
+	Locate bool `mapstructure:"locate"`
 }
 
 // LogConfig sets logging.
@@ -75,10 +78,35 @@ type Model struct {
 	Output string `mapstructure:"output"`
 	// Verify overrides the global verification settings for this model.
 	Verify *VerifyOverride `mapstructure:"verify"`
+	// Data, when set, replaces the random probes with the user's inputs
+	// (and, optionally, the outputs expected for them).
+	Data *Data `mapstructure:"data"`
 
 	// FromFlags marks a model given by --input/--output; problems with it
 	// name the flags rather than a config key.
 	FromFlags bool `mapstructure:"-"`
+}
+
+// Data is a probe the user supplies: a .npz file, or a folder of
+// <input name>.npy files, for the inputs; the same for the expected
+// outputs, which are then the reference instead of onnxruntime's.
+type Data struct {
+	Inputs   string `mapstructure:"inputs"`
+	Expected string `mapstructure:"expected"`
+}
+
+// Files lists the data's files and folders that are set.
+func (d *Data) Files() []string {
+	if d == nil {
+		return nil
+	}
+	var out []string
+	for _, f := range []string{d.Inputs, d.Expected} {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // VerifyOverride holds per-model verification settings; unset fields keep
@@ -105,6 +133,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("verify.atol", 1e-5)
 	v.SetDefault("verify.rtol", 1e-4)
 	v.SetDefault("verify.seed", 0)
+	v.SetDefault("verify.locate", false)
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "text")
 }
@@ -228,6 +257,16 @@ func (c *Config) Validate() error {
 			add("%s: same file as the input", outKey)
 		}
 		validateVerify(fmt.Sprintf("models[%d].verify", i), c.Effective(m), add)
+		if d := m.Data; d != nil {
+			if d.Inputs == "" {
+				add("models[%d].data.inputs: missing (a .npz file or a folder of .npy files)", i)
+			}
+			for _, f := range []struct{ key, path string }{{"inputs", d.Inputs}, {"expected", d.Expected}} {
+				if _, err := os.Stat(f.path); f.path != "" && err != nil {
+					add("models[%d].data.%s: %s does not exist", i, f.key, f.path)
+				}
+			}
+		}
 	}
 	c.validateCollisions(add)
 	if len(problems) == 0 {

@@ -5,13 +5,12 @@ package convert
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -125,6 +124,10 @@ func (e *Error) Error() string { return e.Msg }
 // Convert converts m.Input to m.Output and verifies the result. Outputs are
 // written to temporary files and renamed into place only after
 // verification passed, so a failed run leaves existing outputs untouched.
+//
+// A failed conversion (other than an interrupted one) writes its report,
+// marked failed, to the model's FailedReport path, which a later success
+// removes; the outputs of an earlier conversion stay as they were.
 func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyConfig) (*report.Report, error) {
 	log := s.log.WithField("model", m.Input)
 	r := &run{s: s, log: log, input: m.Input, rep: &report.Report{
@@ -134,27 +137,56 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 	defer r.cleanup()
 	// Ctrl-C or SIGTERM stops the Python step under way, not just the next.
 	defer s.ip.InterruptOn(ctx)()
+	paths := m.Paths()
+	err := r.convert(ctx, m, v, paths, start)
+	if err == nil {
+		os.Remove(paths.FailedReport)
+		return r.rep, nil
+	}
+	var ce *Error
+	if ctx.Err() == nil && errors.As(err, &ce) {
+		r.rep.Status = report.StatusFailed
+		r.rep.Failure = &report.Failure{Stage: ce.Stage, Message: ce.Msg}
+		r.rep.TotalSeconds = time.Since(start).Seconds()
+		if werr := report.Write(paths.FailedReport, r.rep); werr != nil {
+			log.Warnf("Writing the failure report %s: %v", paths.FailedReport, werr)
+		}
+	}
+	return nil, err
+}
+
+// convert runs the steps of Convert, filling r.rep.
+func (r *run) convert(ctx context.Context, m config.Model, v config.VerifyConfig, paths config.OutputPaths, start time.Time) error {
+	s, log := r.s, r.log
 
 	log.Infof("Loading ONNX model from %s", m.Input)
-	job, err := s.job.CallMethod("ConversionJob", m.Input, pyembed.Kwargs{
-		"batch_sizes": v.BatchSizes, "dims": v.Dims, "seed": v.Seed,
-	})
+	kwargs := pyembed.Kwargs{"batch_sizes": v.BatchSizes, "dims": v.Dims, "seed": v.Seed, "atol": v.Atol, "rtol": v.Rtol, "locate": v.Locate}
+	if d := m.Data; d != nil {
+		kwargs["data"], kwargs["expected"] = d.Inputs, d.Expected
+	}
+	job, err := s.job.CallMethod("ConversionJob", m.Input, kwargs)
 	if err != nil {
-		return nil, r.fail("load", err)
+		return r.fail("load", err)
 	}
 	defer job.Close()
 
 	if err := r.step(ctx, "load", job, "load", &r.rep.Source); err != nil {
-		return nil, err
+		return err
 	}
 	src := &r.rep.Source
-	r.rep.Fingerprint = Fingerprint(src.SHA256, v, s.envID)
+	r.rep.Fingerprint = Fingerprint(*src, m, v, s.envID)
 	log.WithFields(logrus.Fields{"opset": src.Opset, "ir_version": src.IRVersion, "nodes": src.Nodes}).
 		Debugf("ONNX ops: %s", src.OpSummary())
 
+	norm := &r.rep.Normalisation
+	if err := r.step(ctx, "normalise", job, "normalise", norm); err != nil {
+		return err
+	}
+	logNormalisation(log, norm)
+
 	log.Infof("Converting to PyTorch with onnx2torch %s...", s.versions["onnx2torch"])
 	if err := r.step(ctx, "convert", job, "convert", &r.rep.Weights); err != nil {
-		return nil, err
+		return err
 	}
 	log.Info("Model converted successfully")
 	for _, in := range src.Inputs {
@@ -170,19 +202,18 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 	}).Infof("Parameters: %d (%d in parameters, %d in weight buffers)", w.Total, w.Parameters, w.WeightBuffers)
 
 	if err := r.step(ctx, "probe", job, "probe", &r.rep.Probes); err != nil {
-		return nil, err
+		return err
 	}
 	for _, p := range r.rep.Probes {
 		log.Debugf("Probe with batch %d: inputs %v, outputs %v", p.Batch, p.InputShapes, p.OutputShapes)
 	}
 
 	out := &r.rep.Output
-	out.Path = m.Output
-	out.StateDictPath = stateDictPath(m.Output)
-	out.ReportPath = report.Path(m.Output)
-	tmpModel, tmpState := r.temp(out.Path), r.temp(out.StateDictPath)
+	out.Path, out.StateDictPath, out.ReportPath = paths.Model, paths.StateDict, paths.Report
+	tmpModel, tmpState := r.temp(paths.Model), r.temp(paths.StateDict)
 	var saved struct {
-		SHA256 string `json:"sha256"`
+		SHA256          string `json:"sha256"`
+		StateDictSHA256 string `json:"state_dict_sha256"`
 	}
 	metadata := map[string]any{
 		"created_by": "onnx2pt " + s.tool.Version,
@@ -193,44 +224,95 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 		"versions":   s.versions,
 	}
 	if err := r.step(ctx, "save", job, "save", &saved, tmpModel, tmpState, metadata); err != nil {
-		return nil, err
+		return err
 	}
-	out.SHA256 = saved.SHA256
+	out.SHA256, out.StateDictSHA256 = saved.SHA256, saved.StateDictSHA256
 
 	ver := &r.rep.Verification
-	if err := r.step(ctx, "verify", job, "verify", ver, tmpModel, saved.SHA256, v.Atol, v.Rtol); err != nil {
-		return nil, err
+	reference := "onnxruntime"
+	if m.Data != nil && m.Data.Expected != "" {
+		reference = "the expected outputs"
+	}
+	if err := r.step(ctx, "verify", job, "verify", ver, tmpModel, saved.SHA256); err != nil {
+		return err
 	}
 	for _, o := range ver.Outputs {
 		log.WithFields(logrus.Fields{"output": o.Name, "max_rel_diff": fmtDiff(o.MaxRelDiff), "atol": ver.Atol, "rtol": ver.Rtol}).
-			Infof("Max abs diff vs onnxruntime: %s", fmtDiff(o.MaxAbsDiff))
+			Infof("Max abs diff vs %s: %s", reference, fmtDiff(o.MaxAbsDiff))
+	}
+	if d := ver.Divergence; d != nil {
+		log.WithFields(logrus.Fields{"node": d.Node, "op": d.Op, "output": d.Output, "max_rel_diff": fmtDiff(d.MaxRelDiff)}).
+			Warnf("First diverging node: %s (%s), output %q, max abs diff %s", d.Node, d.Op, d.Output, fmtDiff(d.MaxAbsDiff))
 	}
 	if !ver.Passed {
-		return nil, &Error{Input: m.Input, Stage: "verify", Msg: fmt.Sprintf(
-			"%s: the converted model's outputs differ from onnxruntime beyond tolerance (%s; atol %g, rtol %g); nothing was written",
-			m.Input, worst(ver.Outputs), ver.Atol, ver.Rtol)}
+		where := ""
+		if d := ver.Divergence; d != nil {
+			where = fmt.Sprintf(", starting at node %q (%s)", d.Node, d.Op)
+		}
+		return &Error{Input: m.Input, Stage: "verify", Msg: fmt.Sprintf(
+			"%s: the converted model's outputs differ from %s beyond tolerance (%s; atol %g, rtol %g)%s; no outputs written, details in %s",
+			m.Input, reference, worst(ver.Outputs), ver.Atol, ver.Rtol, where, paths.FailedReport)}
 	}
 
-	if err := r.publish(tmpModel, out.Path); err != nil {
-		return nil, err
-	}
-	if err := r.publish(tmpState, out.StateDictPath); err != nil {
-		return nil, err
-	}
-	log.Infof("Saved to %s", out.Path)
-	out.SizeBytes = fileSize(out.Path)
-	out.StateDictSizeBytes = fileSize(out.StateDictPath)
+	out.SizeBytes, out.StateDictSizeBytes = fileSize(tmpModel), fileSize(tmpState)
+	r.rep.Status = report.StatusConverted
 	r.rep.TotalSeconds = time.Since(start).Seconds()
-	if err := report.Write(out.ReportPath, r.rep); err != nil {
-		return nil, &Error{Input: m.Input, Stage: "report", Msg: fmt.Sprintf("writing report %s: %v", out.ReportPath, err)}
+	tmpReport := r.temp(paths.Report)
+	if err := report.Write(tmpReport, r.rep); err != nil {
+		return &Error{Input: m.Input, Stage: "save", Msg: fmt.Sprintf("writing report %s: %v; the previous outputs were kept", paths.Report, err)}
 	}
-	log.Debugf("Report written to %s", out.ReportPath)
-	return r.rep, nil
+	if err := publish([]move{{tmpModel, paths.Model}, {tmpState, paths.StateDict}, {tmpReport, paths.Report}}); err != nil {
+		return &Error{Input: m.Input, Stage: "save", Msg: fmt.Sprintf("%s: %v; the previous outputs were kept", m.Input, err)}
+	}
+	log.Infof("Saved to %s", paths.Model)
+	log.Debugf("Report written to %s", paths.Report)
+	return nil
 }
 
-// Inspect loads and checks an ONNX model and describes it, including the
-// ops onnx2torch cannot convert, without converting it.
-func (s *Session) Inspect(ctx context.Context, path string) (*report.Source, error) {
+// logNormalisation says what the pre-flight found and what each pass did.
+func logNormalisation(log logrus.FieldLogger, n *report.Normalisation) {
+	for _, f := range n.Failures {
+		entry := log.WithFields(logrus.Fields{"node": f.Node, "op": f.Op, "domain": f.Domain, "opset": f.Opset})
+		if f.FixedBy != "" {
+			entry.Debugf("Pre-flight: %s fails as it is (%s); fixed by %s", f.Op, f.Reason, f.FixedBy)
+		} else {
+			entry.Debugf("Pre-flight: %s fails: %s", f.Op, f.Reason)
+		}
+	}
+	for _, p := range n.Passes {
+		log.WithField("pass", p.Name).Infof("Normalised with %s: %s (fixes %d nodes)", p.Name, formatCounts(p.Changes), p.Fixed)
+	}
+	if c := n.Check; c != nil {
+		for _, o := range c.Outputs {
+			log.WithField("output", o.Name).Debugf("Normalised graph vs original under onnxruntime: max abs diff %s", fmtDiff(o.MaxAbsDiff))
+		}
+	}
+}
+
+func formatCounts(counts map[string]int) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, counts[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Inspection is what Inspect finds out about a model without converting it.
+type Inspection struct {
+	Source        report.Source        `json:"source"`
+	Normalisation report.Normalisation `json:"normalisation"`
+}
+
+// Inspect loads and checks an ONNX model, describes it and runs the
+// pre-flight and the normalisation (checked under onnxruntime), without
+// converting it: which nodes onnx2torch would fail on and which pass, if
+// any, fixes each.
+func (s *Session) Inspect(ctx context.Context, path string) (*Inspection, error) {
 	r := &run{s: s, log: s.log.WithField("model", path), input: path, rep: &report.Report{}}
 	defer s.ip.InterruptOn(ctx)()
 	job, err := s.job.CallMethod("ConversionJob", path)
@@ -241,7 +323,10 @@ func (s *Session) Inspect(ctx context.Context, path string) (*report.Source, err
 	if err := r.step(ctx, "load", job, "load", &r.rep.Source); err != nil {
 		return nil, err
 	}
-	return &r.rep.Source, nil
+	if err := r.step(ctx, "normalise", job, "normalise", &r.rep.Normalisation); err != nil {
+		return nil, err
+	}
+	return &Inspection{Source: r.rep.Source, Normalisation: r.rep.Normalisation}, nil
 }
 
 // run is the state of one Convert call.
@@ -291,18 +376,9 @@ func (r *run) fail(stage string, err error) error {
 
 // temp names a temporary file beside path and remembers it for cleanup.
 func (r *run) temp(path string) string {
-	var b [6]byte
-	rand.Read(b[:])
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-"+hex.EncodeToString(b[:]))
+	tmp := tempName(path, "tmp")
 	r.temps = append(r.temps, tmp)
 	return tmp
-}
-
-func (r *run) publish(tmp, path string) error {
-	if err := os.Rename(tmp, path); err != nil {
-		return &Error{Input: r.input, Stage: "save", Msg: fmt.Sprintf("%s: %v", path, err)}
-	}
-	return nil
 }
 
 // cleanup removes temporary files that were not renamed into place.
@@ -326,10 +402,6 @@ func callInto(obj *pyembed.Object, method string, out any, args ...any) error {
 	return res.Decode(out)
 }
 
-func stateDictPath(output string) string {
-	return strings.TrimSuffix(output, filepath.Ext(output)) + ".state_dict" + filepath.Ext(output)
-}
-
 func fileSize(path string) int64 {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -348,7 +420,13 @@ func fmtDiff(d *float64) string {
 func worst(outputs []report.OutputParity) string {
 	var parts []string
 	for _, o := range outputs {
-		if !o.WithinTolerance {
+		switch {
+		case o.WithinTolerance:
+		case o.DType != o.ExpectedDType:
+			parts = append(parts, fmt.Sprintf("%q is %s, onnxruntime gives %s", o.Name, o.DType, o.ExpectedDType))
+		case o.NonfiniteMismatches > 0:
+			parts = append(parts, fmt.Sprintf("%q has %d NaN or infinite values where onnxruntime's differ", o.Name, o.NonfiniteMismatches))
+		default:
 			parts = append(parts, fmt.Sprintf("%q max abs diff %s, max rel diff %s", o.Name, fmtDiff(o.MaxAbsDiff), fmtDiff(o.MaxRelDiff)))
 		}
 	}

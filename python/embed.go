@@ -15,13 +15,18 @@ import (
 	"sort"
 )
 
-//go:embed onnx2pt_py/*.py
+// The package and its subpackages (normalisation passes, converters); the
+// patterns name .py files so that __init__.py is included and caches are not.
+//
+//go:embed onnx2pt_py/*.py onnx2pt_py/*/*.py
 var helpers embed.FS
 
 // Version identifies this build's helpers: a hash of their sources.
 func Version() string {
 	h := sha256.New()
 	names, _ := fs.Glob(helpers, "onnx2pt_py/*.py")
+	sub, _ := fs.Glob(helpers, "onnx2pt_py/*/*.py")
+	names = append(names, sub...)
 	sort.Strings(names)
 	for _, name := range names {
 		data, _ := helpers.ReadFile(name)
@@ -72,4 +77,28 @@ func Install(dir string) (string, error) {
 		return "", fmt.Errorf("installing Python helpers: %w", err)
 	}
 	return target, nil
+}
+
+// pthName is the .pth file through which the virtualenv's own python finds
+// the helpers, so that it can load the checkpoints onnx2pt writes (they
+// pickle modules of onnx2pt's converters by their import path).
+const pthName = "onnx2pt-helpers.pth"
+
+// Expose makes helpers importable by venvDir's python, through a .pth file
+// in its site-packages; nothing is written when it already says so.
+func Expose(venvDir, helpers string) error {
+	sites, _ := filepath.Glob(filepath.Join(venvDir, "lib", "python*", "site-packages"))
+	if len(sites) != 1 {
+		return fmt.Errorf("exposing the helpers: %d site-packages folders in %s", len(sites), venvDir)
+	}
+	path := filepath.Join(sites[0], pthName)
+	want := helpers + "\n"
+	if have, err := os.ReadFile(path); err == nil && string(have) == want {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(want), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -10,23 +10,42 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/onnx2pt/onnx2pt/config"
 )
 
 // Report is the machine-readable record of one model's conversion.
 type Report struct {
 	Tool      Tool      `json:"tool"`
 	StartedAt time.Time `json:"started_at"`
+	// Status is StatusConverted, or StatusFailed with Failure saying why.
+	Status  string   `json:"status"`
+	Failure *Failure `json:"failure,omitempty"`
 	// Fingerprint identifies everything the conversion depended on; a
 	// later run with the same fingerprint and untouched outputs skips it.
-	Fingerprint  string            `json:"fingerprint"`
-	Source       Source            `json:"source"`
-	Output       Output            `json:"output"`
-	Weights      Weights           `json:"weights"`
-	Probes       []Probe           `json:"probes"`
-	Verification Verification      `json:"verification"`
-	Timings      []Timing          `json:"timings"`
-	TotalSeconds float64           `json:"total_seconds"`
-	Versions     map[string]string `json:"versions"`
+	Fingerprint string `json:"fingerprint"`
+	Source      Source `json:"source"`
+	// Normalisation is what the pre-flight found and what was rewritten.
+	Normalisation Normalisation     `json:"normalisation"`
+	Output        Output            `json:"output"`
+	Weights       Weights           `json:"weights"`
+	Probes        []Probe           `json:"probes"`
+	Verification  Verification      `json:"verification"`
+	Timings       []Timing          `json:"timings"`
+	TotalSeconds  float64           `json:"total_seconds"`
+	Versions      map[string]string `json:"versions"`
+}
+
+// Report statuses.
+const (
+	StatusConverted = "converted"
+	StatusFailed    = "failed"
+)
+
+// Failure is where and why a conversion failed.
+type Failure struct {
+	Stage   string `json:"stage"`
+	Message string `json:"message"`
 }
 
 // Tool identifies the onnx2pt build that wrote the report.
@@ -40,18 +59,20 @@ type Tool struct {
 
 // Source describes the ONNX model.
 type Source struct {
-	Path        string         `json:"path"`
-	SHA256      string         `json:"sha256"`
-	SizeBytes   int64          `json:"size_bytes"`
-	IRVersion   int            `json:"ir_version"`
-	Producer    string         `json:"producer"`
-	Opset       int            `json:"opset"`
-	Opsets      map[string]int `json:"opsets"`
-	Inputs      []TensorSpec   `json:"inputs"`
-	Outputs     []TensorSpec   `json:"outputs"`
-	OpHistogram map[string]int `json:"op_histogram"`
-	Nodes       int            `json:"nodes"`
-	Unsupported []Unsupported  `json:"unsupported_ops"`
+	Path      string `json:"path"`
+	SHA256    string `json:"sha256"`
+	SizeBytes int64  `json:"size_bytes"`
+	// ExternalData are the files holding the model's external tensors,
+	// part of its content like the ONNX file itself.
+	ExternalData []ExternalFile `json:"external_data"`
+	IRVersion    int            `json:"ir_version"`
+	Producer     string         `json:"producer"`
+	Opset        int            `json:"opset"`
+	Opsets       map[string]int `json:"opsets"`
+	Inputs       []TensorSpec   `json:"inputs"`
+	Outputs      []TensorSpec   `json:"outputs"`
+	OpHistogram  map[string]int `json:"op_histogram"`
+	Nodes        int            `json:"nodes"`
 }
 
 // TensorSpec is a declared input or output. Shape holds ints for fixed
@@ -93,11 +114,47 @@ func (s Source) OpSummary() string {
 	return strings.Join(ops, " ")
 }
 
-// Unsupported is an op onnx2torch has no converter for.
-type Unsupported struct {
-	Domain string `json:"domain"`
+// ExternalFile is an external data file, located relative to the model's
+// folder.
+type ExternalFile struct {
+	Location  string `json:"location"`
+	SHA256    string `json:"sha256"`
+	SizeBytes int64  `json:"size_bytes"`
+}
+
+// Normalisation is what the pre-flight found onnx2torch would fail on,
+// and the passes that rewrote the graph so that it does not.
+type Normalisation struct {
+	// Failures are the nodes of the original graph that would fail.
+	Failures []NodeFailure `json:"failures"`
+	// Passes are the passes kept, in the order they ran.
+	Passes []Pass `json:"passes"`
+	// Remaining are the nodes that still fail after the passes.
+	Remaining []NodeFailure `json:"remaining"`
+	// Check compares the rewritten graph with the original under
+	// onnxruntime; nil when no pass ran.
+	Check *Verification `json:"check"`
+}
+
+// Converts reports whether the pre-flight expects the conversion to work.
+func (n Normalisation) Converts() bool { return len(n.Remaining) == 0 }
+
+// NodeFailure is a node onnx2torch cannot convert, with its reason.
+type NodeFailure struct {
+	Node   string `json:"node"`
 	Op     string `json:"op"`
+	Domain string `json:"domain"`
 	Opset  int    `json:"opset"`
+	Reason string `json:"reason"`
+	// FixedBy names the pass that fixed it, if one did.
+	FixedBy string `json:"fixed_by,omitempty"`
+}
+
+// Pass is one normalisation pass that ran, with counts of what it changed.
+type Pass struct {
+	Name    string         `json:"name"`
+	Changes map[string]int `json:"changes"`
+	Fixed   int            `json:"fixed"`
 }
 
 // Output describes the files written.
@@ -107,6 +164,7 @@ type Output struct {
 	SHA256             string `json:"sha256"`
 	StateDictPath      string `json:"state_dict_path"`
 	StateDictSizeBytes int64  `json:"state_dict_size_bytes"`
+	StateDictSHA256    string `json:"state_dict_sha256"`
 	ReportPath         string `json:"report_path"`
 }
 
@@ -124,7 +182,9 @@ type Weights struct {
 
 // Probe is one forward pass with test tensors.
 type Probe struct {
-	Batch        int     `json:"batch"`
+	Batch int `json:"batch"`
+	// Data is the user's input data the probe used, if any (Batch is 0).
+	Data         string  `json:"data,omitempty"`
 	InputShapes  [][]int `json:"input_shapes"`
 	OutputShapes [][]int `json:"output_shapes"`
 }
@@ -135,15 +195,36 @@ type Verification struct {
 	Atol    float64        `json:"atol"`
 	Rtol    float64        `json:"rtol"`
 	Outputs []OutputParity `json:"outputs"`
+	// Divergence is the first node, in graph order, whose output differs
+	// from onnxruntime's beyond tolerance: looked for when verification
+	// fails, or always with verify.locate.
+	Divergence *Divergence `json:"divergence"`
+}
+
+// Divergence locates where a converted model parts from onnxruntime.
+type Divergence struct {
+	Node       string   `json:"node"`
+	Op         string   `json:"op"`
+	Output     string   `json:"output"`
+	MaxAbsDiff *float64 `json:"max_abs_diff"`
+	MaxRelDiff *float64 `json:"max_rel_diff"`
+	// Compared is how many intermediate tensors were compared up to it.
+	Compared int `json:"compared"`
 }
 
 // OutputParity is the largest difference seen on one output over all
-// probes; nil differences mean non-finite values appeared.
+// probes, over the values that are finite on both sides (nil: the
+// difference itself overflowed). NaN and infinities must sit at the same
+// places with the same values on both sides, and the dtype must be
+// onnxruntime's, for an output to be within tolerance.
 type OutputParity struct {
-	Name            string   `json:"name"`
-	MaxAbsDiff      *float64 `json:"max_abs_diff"`
-	MaxRelDiff      *float64 `json:"max_rel_diff"`
-	WithinTolerance bool     `json:"within_tolerance"`
+	Name                string   `json:"name"`
+	DType               string   `json:"dtype"`
+	ExpectedDType       string   `json:"expected_dtype"`
+	MaxAbsDiff          *float64 `json:"max_abs_diff"`
+	MaxRelDiff          *float64 `json:"max_rel_diff"`
+	NonfiniteMismatches int      `json:"nonfinite_mismatches"`
+	WithinTolerance     bool     `json:"within_tolerance"`
 }
 
 // Timing is how long one stage took.
@@ -166,9 +247,10 @@ func Read(path string) (*Report, error) {
 }
 
 // Path is where the report for a model written to output goes:
-// models/resnet8.pt → models/resnet8.report.json.
+// models/resnet8.pt → models/resnet8.report.json. The name is made by
+// config.OutputPathsFor, which validation checks for collisions.
 func Path(output string) string {
-	return strings.TrimSuffix(output, filepath.Ext(output)) + ".report.json"
+	return config.OutputPathsFor(output).Report
 }
 
 // Write writes r as indented JSON to path, atomically: readers see the old

@@ -54,9 +54,11 @@ to PyTorch with onnx2torch; verify each against onnxruntime and write
 	f.Float64("atol", 0, "absolute tolerance vs onnxruntime (verify.atol)")
 	f.Float64("rtol", 0, "relative tolerance vs onnxruntime (verify.rtol)")
 	f.IntSlice("batch-sizes", nil, "batch sizes to probe, e.g. 1,4 (verify.batch_sizes)")
+	f.Bool("locate", false, "find the first node that differs from onnxruntime even when verification passes (verify.locate)")
 	a.bind(f, "verify.atol", "atol")
 	a.bind(f, "verify.rtol", "rtol")
 	a.bind(f, "verify.batch_sizes", "batch-sizes")
+	a.bind(f, "verify.locate", "locate")
 	return cmd
 }
 

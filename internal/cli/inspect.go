@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/onnx2pt/onnx2pt/config"
+	"github.com/onnx2pt/onnx2pt/convert"
 	"github.com/onnx2pt/onnx2pt/report"
 )
 
@@ -20,8 +21,10 @@ func (a *app) inspectCommand() *cobra.Command {
 		Use:   "inspect MODEL.onnx...",
 		Short: "Describe ONNX models and whether onnx2torch can convert them",
 		Long: `Load and check each ONNX model and print its inputs, outputs, opset and op
-histogram, and every op onnx2torch has no converter for. Nothing is
-converted. Exits 1 when a model cannot be loaded or has unsupported ops.`,
+histogram; then ask onnx2torch's own converters about every node, and
+list each node that would fail (name, op, domain, opset, reason) with the
+normalisation pass that fixes it, if one does. Nothing is written. Exits 1
+when a model cannot be loaded or has nodes that nothing fixes.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var problems []string
@@ -39,20 +42,20 @@ converted. Exits 1 when a model cannot be loaded or has unsupported ops.`,
 			}
 			defer sess.Close()
 			failed := 0
-			var all []*report.Source
+			var all []*convert.Inspection
 			for _, path := range args {
-				src, err := sess.Inspect(cmd.Context(), path)
+				in, err := sess.Inspect(cmd.Context(), path)
 				if err != nil {
 					a.log.WithField("model", path).Error(err)
 					failed++
 					continue
 				}
-				if len(src.Unsupported) > 0 {
+				if !in.Normalisation.Converts() {
 					failed++
 				}
-				all = append(all, src)
+				all = append(all, in)
 				if !asJSON {
-					printSource(cmd.OutOrStdout(), src)
+					printInspection(cmd.OutOrStdout(), in)
 				}
 			}
 			if asJSON {
@@ -73,7 +76,8 @@ converted. Exits 1 when a model cannot be loaded or has unsupported ops.`,
 	return cmd
 }
 
-func printSource(w io.Writer, s *report.Source) {
+func printInspection(w io.Writer, in *convert.Inspection) {
+	s, n := in.Source, in.Normalisation
 	fmt.Fprintf(w, "%s\n", s.Path)
 	fmt.Fprintf(w, "  opset %d, IR version %d, %d nodes", s.Opset, s.IRVersion, s.Nodes)
 	if s.Producer != "" {
@@ -89,13 +93,30 @@ func printSource(w io.Writer, s *report.Source) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "  ops: %s\n", s.OpSummary())
-	if len(s.Unsupported) == 0 {
-		fmt.Fprintln(w, "  onnx2torch converts every op")
+	switch {
+	case len(n.Failures) == 0:
+		fmt.Fprintln(w, "  converts as it is")
 		return
+	case n.Converts():
+		fmt.Fprintf(w, "  converts after normalisation (%s); as it is, %d nodes fail:\n", passNames(n.Passes), len(n.Failures))
+	default:
+		fmt.Fprintf(w, "  does not convert: %d nodes fail, %d after normalisation:\n", len(n.Failures), len(n.Remaining))
 	}
-	var missing []string
-	for _, u := range s.Unsupported {
-		missing = append(missing, fmt.Sprintf("%s (%s, opset %d)", u.Op, u.Domain, u.Opset))
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, f := range n.Failures {
+		fix := "fixed by " + f.FixedBy
+		if f.FixedBy == "" {
+			fix = "not fixed"
+		}
+		fmt.Fprintf(tw, "    %s\t%s\t%s/%d\t%s\t%s\n", f.Node, f.Op, f.Domain, f.Opset, fix, f.Reason)
 	}
-	fmt.Fprintf(w, "  onnx2torch cannot convert: %s\n", strings.Join(missing, ", "))
+	tw.Flush()
+}
+
+func passNames(passes []report.Pass) string {
+	names := make([]string, len(passes))
+	for i, p := range passes {
+		names[i] = p.Name
+	}
+	return strings.Join(names, ", ")
 }

@@ -81,6 +81,9 @@ func (a *app) startSession(ctx context.Context, env *venv.Env) (*convert.Session
 	if err != nil {
 		return nil, withCode(exitEnvironment, err)
 	}
+	if err := python.Expose(env.Dir, helpers); err != nil {
+		a.log.Warnf("The venv's python will not load checkpoints that use onnx2pt's converters: %v", err)
+	}
 	a.log.Debugf("Starting Python %s in %s", pyembed.LinkedVersion(), env.Dir)
 	ip, err := pyembed.Start(pyembed.Options{Venv: env.Dir, Path: []string{helpers}})
 	if err != nil {

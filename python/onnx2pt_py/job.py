@@ -10,8 +10,8 @@ import platform
 
 import numpy as np
 
-from . import model_info
-from .errors import UserError
+from . import locate, model_info, normalise, parity, probes
+from .errors import UserError, first_line
 
 
 def warm_up():
@@ -23,7 +23,7 @@ def warm_up():
 
 def versions():
     out = {"python": platform.python_version()}
-    for package in ("torch", "onnx", "onnx2torch", "onnxruntime", "numpy", "torchvision"):
+    for package in ("torch", "onnx", "onnx2torch", "onnxruntime", "onnxslim", "numpy", "torchvision"):
         try:
             out[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -32,54 +32,92 @@ def versions():
 
 
 class ConversionJob:
-    def __init__(self, path, batch_sizes=(1, 4), dims=None, seed=0):
+    """One model through the steps load, normalise, convert, probe, save and
+    verify. Probe inputs are random tensors shaped from the declared inputs
+    (one probe per batch size), or the user's data (inputs, and optionally
+    the expected outputs) when given."""
+
+    def __init__(
+        self, path, batch_sizes=(1, 4), dims=None, seed=0, atol=1e-5, rtol=1e-4, data=None, expected=None, locate=False
+    ):
         self.path = path
+        self.always_locate = bool(locate)
+        self.atol, self.rtol = float(atol), float(rtol)
         self.batch_sizes = [int(b) for b in batch_sizes]
         self.dims = dict(dims or {})
         self.seed = int(seed)
+        self.data = data  # .npz or folder of .npy: the inputs of one probe
+        self.expected_data = expected  # same, the expected outputs
         self.onnx_model = None
+        self.normalised = None
+        self.plan = None
         self.info = None
         self.torch_model = None
-        self.probes = []  # [(batch, [np.ndarray inputs])]
+        self._probes = None  # [(batch or None, [np.ndarray inputs])]
+        self._expected = None  # [[np.ndarray outputs]] per probe
 
     def load(self):
         """Load and check the ONNX model; describe it."""
-        self.onnx_model = model_info.load_model(self.path)
-        self.info = model_info.describe(self.onnx_model, self.path)
+        self.onnx_model, locations = model_info.load_model(self.path)
+        external = model_info.external_files(self.path, locations)
+        self.info = model_info.describe(self.onnx_model, self.path, external)
         return self.info
 
+    def normalise(self):
+        """Find the nodes onnx2torch would fail on and run the passes that fix
+        them; check a rewritten graph against the original under onnxruntime
+        (same probes, same tolerances) before conversion goes on."""
+        self.normalised, result = normalise.plan(self.onnx_model)
+        self.plan = result
+        result["check"] = None
+        if result["passes"]:
+            names = [o["name"] for o in self.info["outputs"]]
+            try:
+                session = parity.onnxruntime_session(self.normalised)
+                actual = [session.run(None, self.feed(inputs)) for _, inputs in self.probes()]
+            except Exception as e:
+                raise UserError(f"{self.path}: onnxruntime cannot run the normalised graph: {first_line(e)}") from e
+            stats = parity.compare_all(names, self.expected(), actual, self.atol, self.rtol)
+            result["check"] = parity.summary(stats, self.atol, self.rtol)
+            if not result["check"]["passed"]:
+                passes = ", ".join(p["name"] for p in result["passes"])
+                raise UserError(f"{self.path}: normalisation ({passes}) changed the model's outputs; not converting it")
+        return result
+
     def convert(self):
-        """onnx2torch.convert, then eval mode; count weights."""
+        """onnx2torch.convert of the normalised graph, then eval mode; count
+        weights."""
         import onnx2torch
 
-        if self.info["unsupported_ops"]:
-            ops = ", ".join(f"{u['op']} (opset {u['opset']})" for u in self.info["unsupported_ops"])
-            raise UserError(f"{self.path}: onnx2torch cannot convert {ops}")
-        self.torch_model = onnx2torch.convert(self.onnx_model)
+        if self.plan is None:
+            self.normalise()
+        remaining = self.plan["remaining"]
+        if remaining:
+            raise UserError(
+                f"{self.path}: onnx2torch cannot convert {len(remaining)} node{'s' if len(remaining) > 1 else ''}: "
+                + normalise.describe_failures(remaining)
+            )
+        self.torch_model = onnx2torch.convert(self.normalised, attach_onnx_mapping=True)
+        self.outputs_of = locate.mappings(self.torch_model)
         self.torch_model.eval()
         return count_weights(self.torch_model)
 
     def probe(self):
-        """Forward test tensors shaped from the model's declared inputs."""
-        import torch
-
+        """Forward the probe inputs; check the outputs' number and shapes."""
         results = []
-        self.probes = []
-        for batch in self.batch_sizes:
-            inputs = make_inputs(self.info["inputs"], batch, self.dims, self.seed + batch)
-            with torch.no_grad():
-                outputs = as_list(self.torch_model(*[torch.from_numpy(x) for x in inputs]))
+        for batch, inputs in self.probes():
+            outputs = self.run_torch(self.torch_model, inputs)
             if len(outputs) != len(self.info["outputs"]):
                 raise UserError(
                     f"{self.path}: the converted model returns {len(outputs)} outputs, the ONNX model declares {len(self.info['outputs'])}"
                 )
-            binding = bind_dims(self.info["inputs"], inputs)
+            binding = probes.bind_dims(self.info["inputs"], inputs)
             for spec, out in zip(self.info["outputs"], outputs):
-                check_shape(spec, tuple(out.shape), binding, self.path)
-            self.probes.append((batch, inputs))
+                probes.check_shape(spec, tuple(out.shape), binding, self.path)
             results.append(
                 {
-                    "batch": batch,
+                    "batch": batch or 0,
+                    "data": self.data or "",
                     "input_shapes": [list(x.shape) for x in inputs],
                     "output_shapes": [list(o.shape) for o in outputs],
                 }
@@ -92,38 +130,76 @@ class ConversionJob:
 
         state_dict = self.torch_model.state_dict()
         torch.save({"model": self.torch_model, "state_dict": state_dict, "metadata": metadata}, path)
+        saved = {"sha256": model_info.sha256_file(path)}
         if state_dict_path:
             torch.save(state_dict, state_dict_path)
-        return {"sha256": model_info.sha256_file(path)}
+            saved["state_dict_sha256"] = model_info.sha256_file(state_dict_path)
+        return saved
 
-    def verify(self, path, sha256, atol, rtol):
-        """Reload the saved file and compare its outputs with onnxruntime's."""
-        import onnxruntime as ort
+    def verify(self, path, sha256):
+        """Reload the saved file and compare its outputs with the expected
+        ones: the user's, or onnxruntime's on the original model."""
         import torch
 
         # Unpickling runs code from the file: only load what this run wrote.
         if model_info.sha256_file(path) != sha256:
             raise UserError(f"{path} changed after it was written; refusing to load it")
-        checkpoint = torch.load(path, weights_only=False)
-        reloaded = checkpoint["model"].eval()
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(self.onnx_model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        names = [i["name"] for i in self.info["inputs"]]
-        stats = [
-            {"name": o["name"], "max_abs_diff": 0.0, "max_rel_diff": 0.0, "within_tolerance": True}
-            for o in self.info["outputs"]
-        ]
-        for _, inputs in self.probes:
-            expected = session.run(None, dict(zip(names, inputs)))
-            with torch.no_grad():
-                actual = as_list(reloaded(*[torch.from_numpy(x) for x in inputs]))
-            for stat, want, got in zip(stats, expected, actual):
-                compare(stat, np.asarray(want), got.numpy(), atol, rtol)
-        for stat in stats:  # JSON has no infinity: None means "not finite"
-            for key in ("max_abs_diff", "max_rel_diff"):
-                stat[key] = stat[key] if np.isfinite(stat[key]) else None
-        return {"outputs": stats, "passed": all(s["within_tolerance"] for s in stats), "atol": atol, "rtol": rtol}
+        reloaded = torch.load(path, weights_only=False)["model"].eval()
+        actual = [self.run_torch(reloaded, inputs) for _, inputs in self.probes()]
+        names = [o["name"] for o in self.info["outputs"]]
+        stats = parity.compare_all(names, self.expected(), actual, self.atol, self.rtol)
+        result = parity.summary(stats, self.atol, self.rtol)
+        result["divergence"] = None
+        if not result["passed"] or self.always_locate:
+            result["divergence"] = self.find_divergence(reloaded)
+        return result
+
+    def find_divergence(self, model):
+        """The first node where model parts from onnxruntime on the first
+        probe (see locate.py), or None."""
+        _, inputs = self.probes()[0]
+        return locate.locate(self.normalised, model, self.outputs_of, self.feed(inputs), self.atol, self.rtol)
+
+    def probes(self):
+        """The probe inputs, made once: [(batch or None, [arrays])]."""
+        if self._probes is None:
+            specs = self.info["inputs"]
+            if self.data:
+                names = [s["name"] for s in specs]
+                self._probes = [(None, probes.load_arrays(self.data, names, "input data"))]
+            else:
+                bounds = probes.int_bounds(self.onnx_model)
+                self._probes = [
+                    (b, probes.make_inputs(specs, b, self.dims, self.seed + b, bounds)) for b in self.batch_sizes
+                ]
+        return self._probes
+
+    def expected(self):
+        """The expected outputs of each probe, computed once: the user's, or
+        onnxruntime's on the original file (by path: serialising in memory
+        stops at protobuf's 2 GiB, and onnxruntime reads external data
+        beside the file itself)."""
+        if self._expected is None:
+            if self.expected_data:
+                names = [o["name"] for o in self.info["outputs"]]
+                self._expected = [probes.load_arrays(self.expected_data, names, "expected outputs")]
+            else:
+                try:
+                    session = parity.onnxruntime_session(self.path)
+                except Exception as e:
+                    raise UserError(f"{self.path}: onnxruntime cannot run the model: {first_line(e)}") from e
+                self._expected = [session.run(None, self.feed(inputs)) for _, inputs in self.probes()]
+        return self._expected
+
+    def feed(self, inputs):
+        return dict(zip((i["name"] for i in self.info["inputs"]), inputs))
+
+    @staticmethod
+    def run_torch(model, inputs):
+        import torch
+
+        with torch.no_grad():
+            return [o.numpy() for o in as_list(model(*[torch.from_numpy(np.asarray(x)) for x in inputs]))]
 
 
 def count_weights(model):
@@ -158,79 +234,3 @@ def as_list(outputs):
     if isinstance(outputs, (list, tuple)):
         return list(outputs)
     return [outputs]
-
-
-def concrete_shape(spec, batch, dims):
-    shape = []
-    for d in spec["shape"] or []:
-        if isinstance(d, int) and d > 0:
-            shape.append(d)
-        elif isinstance(d, str) and d in dims:
-            shape.append(int(dims[d]))
-        else:  # symbolic or unknown: treat as a batch-like dimension
-            shape.append(batch)
-    return shape
-
-
-def make_inputs(specs, batch, dims, seed):
-    rng = np.random.default_rng(seed)
-    inputs = []
-    for spec in specs:
-        shape = concrete_shape(spec, batch, dims)
-        if int(np.prod(shape)) > model_info.MAX_INPUT_ELEMENTS:
-            raise UserError(
-                f"input {spec['name']!r} would have shape {shape}: too large to probe; set its dimensions in the config"
-            )
-        dtype = np.dtype(spec["dtype"]) if spec["dtype"] != "unknown" else np.dtype("float32")
-        if dtype.kind == "f":
-            x = rng.standard_normal(shape).astype(dtype)
-        elif dtype.kind in "iu":
-            x = rng.integers(0, 10, size=shape).astype(dtype)
-        elif dtype.kind == "b":
-            x = rng.random(shape) > 0.5
-        else:
-            raise UserError(f"input {spec['name']!r} has dtype {dtype}, which cannot be probed")
-        inputs.append(x)
-    return inputs
-
-
-def bind_dims(specs, inputs):
-    """Symbolic dimension name -> the size it has in this probe."""
-    binding = {}
-    for spec, x in zip(specs, inputs):
-        for d, size in zip(spec["shape"] or [], x.shape):
-            if isinstance(d, str):
-                binding[d] = size
-    return binding
-
-
-def check_shape(spec, shape, binding, path):
-    declared = spec["shape"]
-    if declared is None:
-        return
-    expected = [binding.get(d, d) if isinstance(d, str) else d for d in declared]
-    ok = len(expected) == len(shape) and all(
-        e is None or (isinstance(e, str) and e not in binding) or (isinstance(e, int) and e <= 0) or e == s
-        for e, s in zip(expected, shape)
-    )
-    if not ok:
-        raise UserError(f"{path}: output {spec['name']!r} has shape {list(shape)}, the ONNX model declares {declared}")
-
-
-def compare(stat, expected, actual, atol, rtol):
-    if expected.shape != actual.shape:
-        raise UserError(
-            f"output {stat['name']!r}: onnxruntime gives shape {list(expected.shape)}, the saved model {list(actual.shape)}"
-        )
-    expected = expected.astype(np.float64)
-    actual = actual.astype(np.float64)
-    if expected.size == 0:
-        return
-    diff = np.abs(actual - expected)
-    finite = np.isfinite(diff).all()
-    abs_diff = float(diff.max()) if finite else float("inf")
-    rel_diff = float((diff / np.maximum(np.abs(expected), np.finfo(np.float32).tiny)).max()) if finite else float("inf")
-    stat["max_abs_diff"] = max(stat["max_abs_diff"], abs_diff)
-    stat["max_rel_diff"] = max(stat["max_rel_diff"], rel_diff)
-    within = finite and bool(np.all(diff <= atol + rtol * np.abs(expected)))
-    stat["within_tolerance"] = stat["within_tolerance"] and within
