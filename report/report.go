@@ -214,17 +214,20 @@ type Divergence struct {
 
 // OutputParity is the largest difference seen on one output over all
 // probes, over the values that are finite on both sides (nil: the
-// difference itself overflowed). NaN and infinities must sit at the same
+// difference itself overflowed); MaxRelDiff is relative to MaxExpected. NaN and infinities must sit at the same
 // places with the same values on both sides, and the dtype must be
 // onnxruntime's, for an output to be within tolerance.
 type OutputParity struct {
-	Name                string   `json:"name"`
-	DType               string   `json:"dtype"`
-	ExpectedDType       string   `json:"expected_dtype"`
-	MaxAbsDiff          *float64 `json:"max_abs_diff"`
-	MaxRelDiff          *float64 `json:"max_rel_diff"`
-	NonfiniteMismatches int      `json:"nonfinite_mismatches"`
-	WithinTolerance     bool     `json:"within_tolerance"`
+	Name          string   `json:"name"`
+	DType         string   `json:"dtype"`
+	ExpectedDType string   `json:"expected_dtype"`
+	MaxAbsDiff    *float64 `json:"max_abs_diff"`
+	MaxRelDiff    *float64 `json:"max_rel_diff"`
+	// MaxExpected is the largest finite expected magnitude: the scale the
+	// differences are bounded by (atol + rtol·MaxExpected).
+	MaxExpected         float64 `json:"max_expected"`
+	NonfiniteMismatches int     `json:"nonfinite_mismatches"`
+	WithinTolerance     bool    `json:"within_tolerance"`
 }
 
 // Timing is how long one stage took.
