@@ -9,7 +9,7 @@ order, so the first one beyond tolerance is where the difference starts.
 
 import numpy as np
 
-from . import parity
+from . import parity, preflight
 
 
 def mappings(torch_model):
@@ -73,7 +73,7 @@ def locate(model, torch_model, outputs_of, feed, atol, rtol):
     ours = torch_intermediates(torch_model, outputs_of, list(feed.values()))
     theirs = onnxruntime_intermediates(model, feed, list(ours))
     compared = 0
-    for node in model.graph.node:
+    for index, node in enumerate(model.graph.node):
         for name in node.output:
             if name not in ours or name not in theirs:
                 continue
@@ -86,7 +86,7 @@ def locate(model, torch_model, outputs_of, feed, atol, rtol):
             if not stat["within_tolerance"]:
                 summary = parity.summary([stat], atol, rtol)["outputs"][0]
                 return {
-                    "node": node.name,
+                    "node": preflight.node_name(node, index),
                     "op": node.op_type,
                     "output": name,
                     "max_abs_diff": summary["max_abs_diff"],

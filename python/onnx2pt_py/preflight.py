@@ -36,14 +36,20 @@ def check(model):
     opsets = {o.domain: o.version for o in prepared.opset_import}
     graph = OnnxGraph(prepared.graph)
     failures = []
-    for name, node in graph.nodes.items():
+    for index, node in enumerate(graph.nodes.values()):
         version = opsets.get(node.domain, 0)
         try:
             converter = get_converter(domain=node.domain, operation_type=node.operation_type, version=version)
             converter(node, graph)
         except Exception as e:  # whatever a converter raises is a reason
-            failures.append(failure(name, node.operation_type, node.domain, version, e))
+            failures.append(failure(node_name(node.proto, index), node.operation_type, node.domain, version, e))
     return failures
+
+
+def node_name(node, index):
+    """The node's name as the ONNX file has it; for an unnamed node, its op
+    and position in the graph: "Conv#12"."""
+    return node.name or f"{node.op_type}#{index}"
 
 
 def failure(node, op, domain, opset, reason):

@@ -100,7 +100,7 @@ def test_nodes_nobody_converts_are_named_before_converting(tmp_path):
     assert [(f["op"], f["domain"], f["fixed_by"]) for f in result["failures"]] == [("Frobnicate", "com.example", None)]
     assert result["passes"] == [] and len(result["remaining"]) == 1
     with pytest.raises(
-        UserError, match=r'cannot convert 1 node: Frobnicate node "[^"]*" in domain com.example \(opset 1\)'
+        UserError, match=r'cannot convert 1 node: Frobnicate node "Frobnicate#0" in domain com.example \(opset 1\)'
     ):
         j.convert()
 
