@@ -22,3 +22,7 @@ def onnx2torch_alone(request, monkeypatch):
 
     alone = {k: v for k, v in registry._CONVERTER_REGISTRY.items() if k not in REGISTERED}
     monkeypatch.setattr(registry, "_CONVERTER_REGISTRY", alone)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: exports or converts a full network")

@@ -1,0 +1,225 @@
+package main
+
+// The model-family suite (python/tests/families.py) through the real
+// binary: inspect predicts, for every model, whether it converts; convert
+// must then do exactly that, verifying each model it converts and naming
+// the node and op of each it refuses.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+type familyModel struct {
+	Name    string `json:"name"`
+	Path    string `json:"path"`
+	Expect  string `json:"expect"`
+	FailsOn string `json:"fails_on"`
+	Node    string `json:"node"`
+}
+
+type nodeFailure struct {
+	Node   string `json:"node"`
+	Op     string `json:"op"`
+	Reason string `json:"reason"`
+}
+
+type inspection struct {
+	Source struct {
+		Path string `json:"path"`
+	} `json:"source"`
+	Normalisation struct {
+		Failures  []nodeFailure           `json:"failures"`
+		Passes    []struct{ Name string } `json:"passes"`
+		Remaining []nodeFailure           `json:"remaining"`
+	} `json:"normalisation"`
+}
+
+type familyReport struct {
+	Status  string `json:"status"`
+	Failure *struct {
+		Stage   string `json:"stage"`
+		Message string `json:"message"`
+	} `json:"failure"`
+	Probes []struct {
+		Batch int `json:"batch"`
+	} `json:"probes"`
+	Verification struct {
+		Passed bool    `json:"passed"`
+		Atol   float64 `json:"atol"`
+		Rtol   float64 `json:"rtol"`
+	} `json:"verification"`
+}
+
+func TestFamilies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates and converts two dozen models (minutes)")
+	}
+	dir := t.TempDir()
+	started := time.Now()
+	models := generateFamilies(t, dir)
+	t.Logf("generated %d models in %s", len(models), time.Since(started).Round(time.Second))
+
+	paths := make([]string, len(models))
+	for i, m := range models {
+		paths[i] = m.Path
+	}
+	started = time.Now()
+	r := onnx2pt(t, dir, append([]string{"inspect", "--json"}, paths...)...)
+	t.Logf("inspected in %s", time.Since(started).Round(time.Second))
+	var inspections []inspection
+	if err := json.Unmarshal([]byte(r.stdout), &inspections); err != nil {
+		t.Fatalf("inspect --json (exit %d) printed no JSON: %v\n%s", r.code, err, r.stderr)
+	}
+	predicted := map[string]inspection{}
+	for _, in := range inspections {
+		predicted[in.Source.Path] = in
+	}
+	anyRefused := false
+	var undescribed []string
+	for _, m := range models {
+		in, ok := predicted[m.Path]
+		if !ok {
+			undescribed = append(undescribed, m.Name)
+		}
+		anyRefused = anyRefused || len(in.Normalisation.Remaining) > 0
+	}
+	if len(undescribed) > 0 {
+		t.Fatalf("inspect did not describe %d models (%s):\n%s", len(undescribed), strings.Join(undescribed, ", "), r.stderr)
+	}
+	if want := exitCode(anyRefused); r.code != want {
+		t.Errorf("inspect exited %d, want %d\n%s", r.code, want, r.stderr)
+	}
+
+	cfg := "verify: {atol: 1.0e-4, rtol: 1.0e-3, batch_sizes: [1, 3]}\nmodels:\n"
+	for _, m := range models {
+		cfg += fmt.Sprintf("  - {input: %s, output: out/%s.pt}\n", m.Path, m.Name)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "families.yaml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	started = time.Now()
+	r = onnx2pt(t, dir, "convert", "--config", "families.yaml")
+	t.Logf("converted in %s", time.Since(started).Round(time.Second))
+
+	failed := 0
+	for _, m := range models {
+		in := predicted[m.Path]
+		converted := checkFamilyOutcome(t, dir, m)
+		if !converted {
+			failed++
+		}
+		if predicts := len(in.Normalisation.Remaining) == 0; predicts != converted {
+			t.Errorf("%s: inspect predicted converts=%v (remaining %v), convert gave converts=%v", m.Name, predicts, in.Normalisation.Remaining, converted)
+		}
+		if converted != (m.Expect == "converts") {
+			t.Errorf("%s: expected to %s, but converted=%v (inspect: %d failing nodes, passes %v, remaining %v)",
+				m.Name, strings.TrimSuffix(m.Expect, "s"), converted, len(in.Normalisation.Failures), in.Normalisation.Passes, in.Normalisation.Remaining)
+		}
+		if m.Expect == "fails" && !namesFailure(in.Normalisation.Remaining, m) {
+			t.Errorf("%s: inspect's remaining failures do not name node %q (%s): %v", m.Name, m.Node, m.FailsOn, in.Normalisation.Remaining)
+		}
+	}
+	if want := exitCode(failed > 0); r.code != want {
+		t.Errorf("convert exited %d with %d failed models, want %d\n%s", r.code, failed, want, lastLine(r.stderr))
+	}
+}
+
+// generateFamilies writes the suite under dir/models with the venv's python
+// and returns its index, with paths relative to dir.
+func generateFamilies(t *testing.T, dir string) []familyModel {
+	t.Helper()
+	script := filepath.Join(repoRoot, "python", "tests", "families.py")
+	cmd := exec.Command(filepath.Join(venvDir, "bin", "python"), script, "models")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("generating the family suite: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "models", "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var models []familyModel
+	if err := json.Unmarshal(data, &models); err != nil {
+		t.Fatal(err)
+	}
+	if len(models) == 0 {
+		t.Fatal("the family suite is empty")
+	}
+	return models
+}
+
+// checkFamilyOutcome reports whether m converted, checking the files and
+// report that each outcome must leave.
+func checkFamilyOutcome(t *testing.T, dir string, m familyModel) bool {
+	t.Helper()
+	base := filepath.Join(dir, "out", m.Name)
+	if data, err := os.ReadFile(base + ".report.json"); err == nil {
+		var rep familyReport
+		if err := json.Unmarshal(data, &rep); err != nil {
+			t.Fatalf("%s: report: %v", m.Name, err)
+		}
+		var batches []int
+		for _, p := range rep.Probes {
+			batches = append(batches, p.Batch)
+		}
+		v := rep.Verification
+		if rep.Status != "converted" || !v.Passed || v.Atol != 1e-4 || v.Rtol != 1e-3 || fmt.Sprint(batches) != "[1 3]" {
+			t.Errorf("%s: status %q, verification %+v, probed batches %v", m.Name, rep.Status, v, batches)
+		}
+		if _, err := os.Stat(base + ".pt"); err != nil {
+			t.Errorf("%s: converted without a model file: %v", m.Name, err)
+		}
+		return true
+	}
+	data, err := os.ReadFile(base + ".failed.report.json")
+	if err != nil {
+		t.Errorf("%s: neither a report nor a failure report", m.Name)
+		return false
+	}
+	var rep familyReport
+	if err := json.Unmarshal(data, &rep); err != nil || rep.Failure == nil {
+		t.Fatalf("%s: failure report without a failure (%v): %s", m.Name, err, data)
+	}
+	if _, err := os.Stat(base + ".pt"); err == nil {
+		t.Errorf("%s: failed, yet left a model file", m.Name)
+	}
+	msg := rep.Failure.Message
+	if m.Expect == "fails" {
+		named := regexp.MustCompile(`\b`+regexp.QuoteMeta(m.Node)+`\b`).MatchString(msg) &&
+			regexp.MustCompile(`\b`+regexp.QuoteMeta(m.FailsOn)+`\b`).MatchString(msg)
+		if !named || strings.Contains(msg, "\n") {
+			t.Errorf("%s: the failure should name node %q and op %s in one line: %q", m.Name, m.Node, m.FailsOn, msg)
+		}
+	} else {
+		t.Logf("%s failed at %s: %s", m.Name, rep.Failure.Stage, msg)
+	}
+	return false
+}
+
+func namesFailure(failures []nodeFailure, m familyModel) bool {
+	for _, f := range failures {
+		if f.Node == m.Node && f.Op == m.FailsOn {
+			return true
+		}
+	}
+	return false
+}
+
+// exitCode is what a run of several models exits with: 1 when any failed.
+func exitCode(anyFailed bool) int {
+	if anyFailed {
+		return 1
+	}
+	return 0
+}

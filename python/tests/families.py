@@ -1,0 +1,528 @@
+"""A suite of model families, generated on the spot: torchvision networks and
+transformer blocks exported by torch's two ONNX exporters, graphs written
+the way Keras and Paddle converters write them, and models that must fail.
+
+    python families.py OUT_DIR [--only NAME ...]   the models and OUT_DIR/index.json
+
+Nothing is downloaded: torch models start from their default
+initialisation (see torch_module for the one adjustment), hand-written
+graphs get seeded random weights, and every seed is fixed, so a run writes
+the same graphs each time for a given torch version. build() returns one
+entry per model:
+
+    name       unique, usable as a file name
+    path       the .onnx file
+    expect     "converts" (onnx2pt converts and verifies it, normalising
+               first if it must) or "fails" (it must refuse it cleanly)
+    fails_on   the op type that cannot be converted ("fails" only), and
+    node       the name of that node
+    family, exporter, opset, inputs   what the model is and how it was made
+"""
+
+import argparse
+import functools
+import json
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+# Small inputs keep a whole run within minutes on two cores; the graphs are
+# those of the full-size networks (only the spatial size differs).
+IMAGE = (3, 64, 64)
+SEQ, WIDTH, HEADS, VOCAB = 16, 32, 4, 500
+# torch.export specialises a dimension of size 1, so the example batch of
+# an export with a dynamic batch is larger.
+EXPORT_BATCH = 2
+# Batch of random inputs that BatchNorm statistics are set from.
+CALIBRATION_BATCH = 8
+
+TORCHVISION = ("squeezenet1_0", "shufflenet_v2_x0_5", "mobilenet_v3_small", "resnet18")
+TRANSFORMERS = ("mha_block", "qkv_block", "token_embedding")
+# The legacy TorchScript exporter at two opsets, and the exporter torch uses
+# by default (torch.export + onnxscript) at its default opset. The legacy
+# exporter needs opset 14 for nn.MultiheadAttention (scaled_dot_product_attention);
+# opset 17 brings LayerNormalization as one node.
+EXPORTERS = ("legacy13", "legacy17", "dynamo")
+TRANSFORMER_EXPORTERS = ("legacy14", "legacy17", "dynamo")
+
+
+class Spec:
+    """One model of the suite. torch_factory, for models exported from torch,
+    returns (module, export example, calibration batch, output name, last
+    layer)."""
+
+    def __init__(self, name, family, exporter, make, expect="converts", fails_on=None, node=None, torch_factory=None):
+        self.name, self.family, self.exporter, self.make = name, family, exporter, make
+        self.expect, self.fails_on, self.node = expect, fails_on, node
+        self.torch_factory = torch_factory
+
+
+def torch_spec(name, family, exporter, factory, *args, **kwargs):
+    return Spec(name, family, exporter, _export_torch, torch_factory=functools.partial(factory, *args, **kwargs))
+
+
+def specs():
+    """Every model of the suite, without building any (cheap: for test
+    parametrisation)."""
+    out = []
+    for arch in TORCHVISION:
+        for exporter in EXPORTERS:
+            out.append(torch_spec(f"{arch}_{exporter}", "torchvision", exporter, _torchvision, arch))
+    for block in TRANSFORMERS:
+        for exporter in TRANSFORMER_EXPORTERS:
+            out.append(torch_spec(f"{block}_{exporter}", "transformer", exporter, _transformer, block))
+    out.append(Spec("keras_nhwc", "keras", "helper", _keras_nhwc))
+    out.append(Spec("paddle_constants", "paddle", "helper", _paddle_constants))
+    out.append(
+        Spec("custom_op", "custom", "helper", _custom_op, expect="fails", fails_on="Frobnicate", node="blocks.0.frob")
+    )
+    return out
+
+
+def deep_specs():
+    """Deeper and wider models than the suite's, at full input size, for
+    measuring how rounding differences grow (tools/tolerance_study.py); too
+    slow for the tests."""
+    return [
+        torch_spec("resnet50_224_legacy17", "torchvision", "legacy17", _torchvision, "resnet50", (3, 224, 224)),
+        torch_spec(
+            "encoder12_legacy17",
+            "transformer",
+            "legacy17",
+            _transformer,
+            "token_embedding",
+            depth=12,
+            width=256,
+            seq=128,
+        ),
+    ]
+
+
+def build(out_dir, only=None, realistic=False):
+    """Write the suite's models (or those named in only, which may also
+    name deep_specs()) into out_dir and return their entries. realistic:
+    the torch models with trained-looking weights and outputs at a trained
+    model's magnitude (make_realistic), for measuring tolerances; the suite
+    itself is built without."""
+    os.makedirs(out_dir, exist_ok=True)
+    chosen = [s for s in specs() + (deep_specs() if only else []) if only is None or s.name in only]
+    unknown = set(only or ()) - {s.name for s in chosen}
+    if unknown:
+        raise ValueError(f"no such family model: {', '.join(sorted(unknown))}")
+    entries = []
+    for spec in chosen:
+        # Each model in its own folder: the dynamo exporter writes external
+        # data beside the model, named after it.
+        folder = os.path.join(out_dir, spec.name)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, spec.name + ".onnx")
+        start = time.perf_counter()
+        info = spec.make(path, spec, realistic)
+        entries.append(
+            {
+                "name": spec.name,
+                "path": path,
+                "expect": spec.expect,
+                "fails_on": spec.fails_on,
+                "node": spec.node,
+                "family": spec.family,
+                "exporter": spec.exporter,
+                **info,
+                "build_seconds": round(time.perf_counter() - start, 2),
+            }
+        )
+    return entries
+
+
+# -- torch models ------------------------------------------------------------
+
+
+def _torchvision(arch, image=IMAGE):
+    import torchvision
+
+    model = getattr(torchvision.models, arch)(weights=None)
+    return model, _randn(EXPORT_BATCH, *image), _randn(CALIBRATION_BATCH, *image), "logits", model_head(model)
+
+
+def _randn(*shape):
+    import torch
+
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+
+
+def model_head(model):
+    """The last Linear or Conv2d layer: the one producing the logits."""
+    import torch
+
+    last = None
+    for module in model.modules():
+        if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
+            last = module
+    return last
+
+
+def _transformer(kind, depth=1, width=WIDTH, seq=SEQ, heads=HEADS, vocab=VOCAB):
+    import torch
+    from torch import nn
+
+    class QKVAttention(nn.Module):
+        """Attention written out as most model code writes it."""
+
+        def __init__(self):
+            super().__init__()
+            self.qkv = nn.Linear(width, 3 * width)
+            self.proj = nn.Linear(width, width)
+
+        def forward(self, x):
+            n, t, d = x.shape
+            q, k, v = self.qkv(x).reshape(n, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+            weights = torch.softmax(q @ k.transpose(-2, -1) * (d // heads) ** -0.5, dim=-1)
+            return self.proj((weights @ v).transpose(1, 2).reshape(n, t, d))
+
+    class MHA(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+
+        def forward(self, x):
+            return self.attn(x, x, x, need_weights=False)[0]
+
+    class Block(nn.Module):
+        """A pre-norm encoder block: attention and a GELU MLP, each residual."""
+
+        def __init__(self, attention, approximate):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+            self.attn = attention
+            self.mlp = nn.Sequential(
+                nn.Linear(width, 4 * width), nn.GELU(approximate=approximate), nn.Linear(4 * width, width)
+            )
+
+        def forward(self, x):
+            x = x + self.attn(self.ln1(x))
+            return x + self.mlp(self.ln2(x))
+
+    class TokenModel(nn.Module):
+        """Token ids → embeddings + positions → blocks → norm → vocabulary logits."""
+
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Embedding(vocab, width)
+            self.pos = nn.Parameter(torch.randn(1, seq, width) * 0.02)
+            self.blocks = nn.Sequential(*[Block(QKVAttention(), "tanh") for _ in range(depth)])
+            self.norm = nn.LayerNorm(width)
+            self.head = nn.Linear(width, vocab)
+
+        def forward(self, ids):
+            return self.head(self.norm(self.blocks(self.embed(ids) + self.pos)))
+
+    if kind == "token_embedding":
+        model = TokenModel()
+        ids = [
+            torch.randint(0, vocab, (n, seq), generator=torch.Generator().manual_seed(1))
+            for n in (EXPORT_BATCH, CALIBRATION_BATCH)
+        ]
+        return model, ids[0], ids[1], "logits", model.head
+    block = Block(MHA(), "none") if kind == "mha_block" else Block(QKVAttention(), "tanh")
+    return block, _randn(EXPORT_BATCH, seq, width), _randn(CALIBRATION_BATCH, seq, width), "hidden", block.mlp[2]
+
+
+def _export_torch(path, spec, realistic):
+    model, example, output = torch_module(spec, realistic)
+    export(model, example, path, spec.exporter, output)
+    return describe(path)
+
+
+def torch_module(spec, realistic=False):
+    """The eval-mode torch module that a torch spec exports, the example
+    input of its export and the output's name; the same weights each call.
+
+    The suite's weights are the default initialisation, which is what makes
+    the legacy exporter share equal initializers (zero biases) through
+    Identity nodes, with each BatchNorm's variance set to what its input
+    has on a random batch (set_batchnorm_scale): at the default
+    initialisation alone, activations of some networks (mobilenet_v3's
+    depthwise layers) shrink by orders of magnitude, and a model whose
+    outputs are ~1e-9 passes any verification. realistic: weights as after
+    training instead (make_realistic)."""
+    import torch
+
+    torch.manual_seed(0)
+    model, example, calibration, output, head = spec.torch_factory()
+    model.eval()
+    if realistic:
+        make_realistic(model, head, calibration)
+    else:
+        set_batchnorm_scale(model, calibration)
+    return model, example, output
+
+
+def _calibrate_batchnorm(model, calibration, set_stats):
+    """One forward pass in which each BatchNorm2d first calls
+    set_stats(module, its input), so that later layers see the effect."""
+    import torch
+
+    def hook(module, args):
+        set_stats(module, args[0])
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    try:
+        with torch.no_grad():
+            model(calibration)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def set_batchnorm_scale(model, calibration):
+    """Each BatchNorm's variance is set to its input's mean square per
+    channel, its mean left at 0: activations keep unit scale through the
+    network, and the shifts stay zero (so the exporter still shares them)."""
+
+    def set_stats(bn, x):
+        square = x.pow(2).mean(dim=(0, 2, 3))
+        bn.running_var.copy_(square.where(square > 1e-12, 1.0))
+
+    _calibrate_batchnorm(model, calibration, set_stats)
+
+
+# Standard deviation of a realistic model's outputs: trained classifiers'
+# logits and language models' vocabulary logits are O(10-100).
+REALISTIC_STD = 30.0
+
+
+def make_realistic(model, head, calibration):
+    """Normalisation layers given trained-looking affine parameters (fresh
+    ones are exactly 1 and 0) and BatchNorm statistics measured on a random
+    batch, and the last layer scaled so the outputs' standard deviation on
+    that batch is REALISTIC_STD."""
+    import torch
+
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.LayerNorm)) and m.weight is not None:
+                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
+                m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=g))
+
+    def set_stats(bn, x):
+        bn.running_mean.copy_(x.mean(dim=(0, 2, 3)))
+        bn.running_var.copy_(x.var(dim=(0, 2, 3)).clamp_min(1e-6))
+
+    _calibrate_batchnorm(model, calibration, set_stats)
+    with torch.no_grad():
+        scale = REALISTIC_STD / float(model(calibration).float().std())
+        head.weight.mul_(scale)
+        if head.bias is not None:
+            head.bias.mul_(scale)
+
+
+def export(model, example, path, exporter, output):
+    import torch
+
+    input_name = "ids" if example.dtype == torch.int64 else "input"
+    # Not under no_grad: there nn.MultiheadAttention takes its fused fast
+    # path, which the legacy exporter cannot export.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            batch = torch.export.Dim("batch")
+            torch.onnx.export(
+                model,
+                (example,),
+                path,
+                dynamo=True,
+                input_names=[input_name],
+                output_names=[output],
+                dynamic_shapes=({0: batch},),
+                verbose=False,
+            )
+        else:
+            torch.onnx.export(
+                model,
+                (example,),
+                path,
+                dynamo=False,
+                opset_version=int(exporter.removeprefix("legacy")),
+                input_names=[input_name],
+                output_names=[output],
+                dynamic_axes={input_name: {0: "batch"}, output: {0: "batch"}},
+            )
+
+
+def describe(path):
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    inputs = []
+    for value in model.graph.input:
+        t = value.type.tensor_type
+        shape = [d.dim_param or d.dim_value for d in t.shape.dim]
+        inputs.append(
+            {"name": value.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": shape}
+        )
+    return {"opset": opset, "inputs": inputs, "nodes": len(model.graph.node)}
+
+
+# -- graphs written with onnx.helper -----------------------------------------
+
+
+def _save(graph, path, opset=13, extra_domains=()):
+    import onnx
+    from onnx import helper
+
+    imports = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in extra_domains]
+    model = helper.make_model(graph, opset_imports=imports, producer_name="families")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return describe(path)
+
+
+def _he(rng, shape):
+    """He-normal weights, so activations stay O(1) through ReLU layers."""
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def _keras_nhwc(path, spec, realistic):
+    """What tf2onnx writes for a small Keras CNN: an NHWC input transposed
+    to NCHW, SAME-padded convolutions (the stride-2 ones pad asymmetrically),
+    batch norm folded into Mul/Add or kept as a node, Flatten as a Reshape
+    back in NHWC order, Dense as MatMul + Add, then Softmax."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = {}
+
+    def init(name, array):
+        inits[name] = numpy_helper.from_array(np.asarray(array), name)
+        return name
+
+    def conv(x, out, cin, cout, stride):
+        w = init(f"{out}/kernel", _he(rng, (cout, cin, 3, 3)))
+        b = init(f"{out}/bias", rng.standard_normal(cout).astype(np.float32) * 0.1)
+        return helper.make_node("Conv", [x, w, b], [out], name=out, auto_pad="SAME_UPPER", strides=[stride, stride])
+
+    gamma = lambda c: (1 + 0.1 * rng.standard_normal(c)).astype(np.float32)  # noqa: E731
+    nodes = [
+        helper.make_node("Transpose", ["input_1"], ["nchw"], name="to_nchw", perm=[0, 3, 1, 2]),
+        conv("nchw", "conv1", 3, 16, 1),
+        # Batch norm folded by the converter into a per-channel scale and shift.
+        helper.make_node("Mul", ["conv1", init("bn1/scale", gamma(16).reshape(16, 1, 1))], ["bn1_mul"], name="bn1_mul"),
+        helper.make_node(
+            "Add",
+            ["bn1_mul", init("bn1/shift", (0.1 * rng.standard_normal((16, 1, 1))).astype(np.float32))],
+            ["bn1"],
+            name="bn1",
+        ),
+        helper.make_node("Relu", ["bn1"], ["relu1"], name="relu1"),
+        conv("relu1", "conv2", 16, 32, 2),
+        helper.make_node(
+            "BatchNormalization",
+            [
+                "conv2",
+                init("bn2/gamma", gamma(32)),
+                init("bn2/beta", (0.1 * rng.standard_normal(32)).astype(np.float32)),
+                init("bn2/moving_mean", (0.1 * rng.standard_normal(32)).astype(np.float32)),
+                init("bn2/moving_variance", rng.uniform(0.5, 2.0, 32).astype(np.float32)),
+            ],
+            ["bn2"],
+            name="bn2",
+            epsilon=1e-3,
+        ),
+        helper.make_node("Relu", ["bn2"], ["relu2"], name="relu2"),
+        conv("relu2", "conv3", 32, 32, 2),
+        helper.make_node("Relu", ["conv3"], ["relu3"], name="relu3"),
+        helper.make_node("Transpose", ["relu3"], ["nhwc"], name="to_nhwc", perm=[0, 2, 3, 1]),
+        helper.make_node(
+            "Reshape", ["nhwc", init("flatten/shape", np.array([-1, 8 * 8 * 32]))], ["flat"], name="flatten"
+        ),
+        helper.make_node(
+            "MatMul", ["flat", init("dense/kernel", _he(rng, (10, 8 * 8 * 32)).T.copy())], ["mm"], name="dense/MatMul"
+        ),
+        helper.make_node("Add", ["mm", init("dense/bias", np.zeros(10, np.float32))], ["logits"], name="dense/BiasAdd"),
+        helper.make_node("Softmax", ["logits"], ["dense"], name="dense/Softmax", axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "keras_nhwc",
+        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, ["batch", 32, 32, 3])],
+        [helper.make_tensor_value_info("dense", TensorProto.FLOAT, ["batch", 10])],
+        list(inits.values()),
+    )
+    return _save(graph, path)
+
+
+def _paddle_constants(path, spec, realistic):
+    """Weights in Constant nodes rather than initializers, as paddle2onnx
+    writes them: Conv and Gemm read theirs from Constant outputs."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+
+    def constant(name, array):
+        tensor = numpy_helper.from_array(np.asarray(array), name + "_value")
+        return helper.make_node("Constant", [], [name], name=name, value=tensor)
+
+    nodes = [
+        constant("conv_w", _he(rng, (8, 3, 3, 3))),
+        constant("conv_b", (0.1 * rng.standard_normal(8)).astype(np.float32)),
+        helper.make_node("Conv", ["x", "conv_w", "conv_b"], ["conv"], name="conv2d_0", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["relu"], name="relu_0"),
+        helper.make_node("MaxPool", ["relu"], ["pool"], name="pool2d_0", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Flatten", ["pool"], ["flat"], name="flatten_0", axis=1),
+        constant("fc_w", _he(rng, (10, 8 * 8 * 8))),
+        constant("fc_b", (0.1 * rng.standard_normal(10)).astype(np.float32)),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], name="linear_0", transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "paddle_constants",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3, 16, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])],
+    )
+    return _save(graph, path)
+
+
+def _custom_op(path, spec, realistic):
+    """A node of a domain nobody converts, between ordinary ones."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(_he(np.random.default_rng(0), (8, 8)), "w")
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["h"], name="dense"),
+        helper.make_node("Frobnicate", ["h"], ["f"], name=spec.node, domain="com.example"),
+        helper.make_node("Relu", ["f"], ["y"], name="relu"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "custom_op",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8])],
+        [w],
+    )
+    return _save(graph, path, extra_domains=("com.example",))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir")
+    parser.add_argument("--only", nargs="+", help="build only these models")
+    args = parser.parse_args(argv)
+    entries = build(args.out_dir, only=args.only)
+    with open(os.path.join(args.out_dir, "index.json"), "w") as f:
+        json.dump(entries, f, indent=2)
+    for e in entries:
+        print(
+            f"{e['name']}: {e['expect']}, opset {e['opset']}, {e['nodes']} nodes, {e['build_seconds']}s",
+            file=sys.stderr,
+        )
+
+
+if __name__ == "__main__":
+    main()

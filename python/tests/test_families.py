@@ -1,0 +1,117 @@
+"""The model-family suite (families.py) through every step of a conversion:
+each model that should convert is normalised, converted, probed, saved and
+verified against onnxruntime at two batch sizes; each that should not is
+refused with one line naming the node and its op."""
+
+import re
+
+import families
+import numpy as np
+import onnx
+import pytest
+
+from onnx2pt_py import normalise, probes
+from onnx2pt_py.errors import UserError
+from onnx2pt_py.job import ConversionJob
+
+# The suite's tolerances: float32 results of deep networks computed in
+# another summation order differ by more than the defaults allow.
+ATOL, RTOL = 1e-4, 1e-3
+BATCH_SIZES = [1, 3]
+
+SPECS = families.specs()
+
+
+def param(spec):
+    # Exporting and converting full torchvision networks, and torch.export
+    # tracing, take seconds each; the hand-written graphs take milliseconds.
+    slow = spec.family == "torchvision" or spec.exporter == "dynamo"
+    return pytest.param(spec, id=spec.name, marks=[pytest.mark.slow] if slow else [])
+
+
+CONVERTS = [param(s) for s in SPECS if s.expect == "converts"]
+FAILS = [param(s) for s in SPECS if s.expect == "fails"]
+
+
+@pytest.fixture(scope="session")
+def suite(tmp_path_factory):
+    """The suite's models, each built on first use and kept for the session
+    (a run of a few tests builds only theirs)."""
+    folder = str(tmp_path_factory.mktemp("families"))
+    built = {}
+
+    def get(spec):
+        if spec.name not in built:
+            (built[spec.name],) = families.build(folder, only=[spec.name])
+        return built[spec.name]
+
+    return get
+
+
+@pytest.mark.parametrize("spec", CONVERTS)
+def test_family_model_converts_and_verifies(suite, spec, tmp_path):
+    entry = suite(spec)
+    job = ConversionJob(entry["path"], batch_sizes=BATCH_SIZES, atol=ATOL, rtol=RTOL)
+    job.load()
+    plan = job.normalise()
+    assert not plan["remaining"], normalise.describe_failures(plan["remaining"])
+    job.convert()
+    probed = job.probe()
+    # The batch axis stayed dynamic through export and conversion.
+    assert [p["batch"] for p in probed] == BATCH_SIZES
+    assert [p["output_shapes"][0][0] for p in probed] == BATCH_SIZES
+    out = str(tmp_path / "model.pt")
+    saved = job.save(out, None, {})
+    result = job.verify(out, saved["sha256"])
+    assert result["passed"], result["outputs"]
+    # Passing within ATOL says something only about outputs well above it
+    # (at the bare default initialisation, mobilenet_v3's are ~1e-9).
+    peak = max(float(np.abs(o).max()) for outputs in job.expected() for o in outputs)
+    assert peak > 100 * ATOL, f"outputs too small to verify anything: max |y| = {peak:.2g}"
+
+
+@pytest.mark.parametrize("spec", FAILS)
+def test_family_model_fails_naming_node_and_op(suite, spec):
+    entry = suite(spec)
+    job = ConversionJob(entry["path"], batch_sizes=BATCH_SIZES, atol=ATOL, rtol=RTOL)
+    with pytest.raises(UserError) as caught:
+        job.load()
+        job.normalise()
+        job.convert()
+    message = str(caught.value)
+    assert "\n" not in message
+    # The names as in the ONNX file, where a user looks them up.
+    assert re.search(rf"\b{re.escape(entry['fails_on'])}\b", message), message
+    assert re.search(rf"\b{re.escape(entry['node'])}\b", message), message
+
+
+LEGACY_TORCHVISION = [param(s) for s in SPECS if s.family == "torchvision" and s.exporter.startswith("legacy")]
+
+
+@pytest.mark.parametrize("spec", LEGACY_TORCHVISION)
+def test_default_initialisation_makes_the_legacy_exporter_share_initializers(suite, spec):
+    # Why these networks are exported untrained: equal tensors (zero conv
+    # biases, and the biases the exporter folds BatchNorm into while its
+    # mean and shift are zero) are stored once and reached through Identity
+    # nodes, which onnx2torch cannot take as weights. Without them, the
+    # suite would no longer test that case.
+    model = onnx.load(suite(spec)["path"])
+    initializers = {i.name for i in model.graph.initializer}
+    shared = [n for n in model.graph.node if n.op_type == "Identity" and n.input[0] in initializers]
+    assert shared
+
+
+TOKEN_MODELS = [param(s) for s in SPECS if s.name.startswith("token_embedding")]
+
+
+@pytest.mark.parametrize("spec", TOKEN_MODELS)
+def test_token_ids_are_drawn_from_the_whole_embedding_table(suite, spec):
+    entry = suite(spec)
+    (name,) = [i["name"] for i in entry["inputs"]]
+    assert probes.int_bounds(onnx.load(entry["path"])) == {name: families.VOCAB}
+    job = ConversionJob(entry["path"], batch_sizes=BATCH_SIZES)
+    job.load()
+    ids = np.concatenate([inputs[0].ravel() for _, inputs in job.probes()])
+    assert ids.min() >= 0 and ids.max() < families.VOCAB
+    # Beyond the bound for integers nothing bounds: rows past the first few are used.
+    assert ids.max() >= probes.DEFAULT_INT_BOUND
