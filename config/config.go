@@ -56,6 +56,10 @@ type VerifyConfig struct {
 	BatchSizes []int `mapstructure:"batch_sizes"`
 	// Dims gives sizes for named symbolic dimensions (other than batch).
 	Dims map[string]int `mapstructure:"dims"`
+	// IntBounds gives, per integer input, the exclusive upper bound of its
+	// random values, where the graph does not show it (token ids that a
+	// Gather indexes are bounded by the table's rows without this).
+	IntBounds map[string]int `mapstructure:"int_bounds"`
 	// Atol and Rtol bound |torch - onnxruntime| <= atol + rtol*|onnxruntime|.
 	Atol float64 `mapstructure:"atol"`
 	Rtol float64 `mapstructure:"rtol"`
@@ -114,6 +118,7 @@ func (d *Data) Files() []string {
 type VerifyOverride struct {
 	BatchSizes []int          `mapstructure:"batch_sizes"`
 	Dims       map[string]int `mapstructure:"dims"`
+	IntBounds  map[string]int `mapstructure:"int_bounds"`
 	Atol       *float64       `mapstructure:"atol"`
 	Rtol       *float64       `mapstructure:"rtol"`
 	Seed       *int           `mapstructure:"seed"`
@@ -130,6 +135,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("python.offline", false)
 	v.SetDefault("verify.batch_sizes", []int{1, 4})
 	v.SetDefault("verify.dims", map[string]int{})
+	v.SetDefault("verify.int_bounds", map[string]int{})
 	v.SetDefault("verify.atol", 1e-5)
 	v.SetDefault("verify.rtol", 1e-4)
 	v.SetDefault("verify.seed", 0)
@@ -182,6 +188,9 @@ func (c *Config) Effective(m Model) VerifyConfig {
 		}
 		if o.Dims != nil {
 			out.Dims = o.Dims
+		}
+		if o.IntBounds != nil {
+			out.IntBounds = o.IntBounds
 		}
 		if o.Atol != nil {
 			out.Atol = *o.Atol
@@ -373,6 +382,11 @@ func validateVerify(key string, v VerifyConfig, add func(string, ...any)) {
 	for name, d := range v.Dims {
 		if d < 1 {
 			add("%s.dims.%s: %d is not a positive size", key, name, d)
+		}
+	}
+	for name, b := range v.IntBounds {
+		if b < 1 {
+			add("%s.int_bounds.%s: %d is not a positive bound", key, name, b)
 		}
 	}
 	if v.Atol < 0 || v.Atol >= 1 {
