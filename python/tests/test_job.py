@@ -212,15 +212,9 @@ def test_divergence_is_located_at_the_perturbed_node():
 
 
 def test_configured_int_bounds_beat_the_graphs(tmp_path):
-    table = numpy_helper.from_array(np.ones((7, 3), np.float32), "table")
-    graph = helper.make_graph(
-        [helper.make_node("Gather", ["table", "ids"], ["y"])],
-        "embed",
-        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["n", 5])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 5, 3])],
-        [table],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    from test_probes import embedding_model  # ids index a 7-row table
+
+    model = embedding_model()
     model.ir_version = 8
     path = save(model, tmp_path / "embed.onnx")
     for bounds, top in (({}, 6), ({"ids": 2}, 1)):
