@@ -160,7 +160,10 @@ func (r *run) convert(ctx context.Context, m config.Model, v config.VerifyConfig
 	s, log := r.s, r.log
 
 	log.Infof("Loading ONNX model from %s", m.Input)
-	kwargs := pyembed.Kwargs{"batch_sizes": v.BatchSizes, "dims": v.Dims, "seed": v.Seed, "atol": v.Atol, "rtol": v.Rtol, "locate": v.Locate, "int_bounds": v.IntBounds}
+	kwargs := pyembed.Kwargs{
+		"batch_sizes": v.BatchSizes, "dims": v.Dims, "seed": v.Seed, "int_bounds": v.IntBounds,
+		"atol": v.Atol, "rtol": v.Rtol, "locate": v.Locate,
+	}
 	if d := m.Data; d != nil {
 		kwargs["data"], kwargs["expected"] = d.Inputs, d.Expected
 	}

@@ -10,8 +10,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"github.com/onnx2pt/onnx2pt/config"
 )
 
 // Report is the machine-readable record of one model's conversion.
@@ -247,13 +245,6 @@ func Read(path string) (*Report, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return &r, nil
-}
-
-// Path is where the report for a model written to output goes:
-// models/resnet8.pt → models/resnet8.report.json. The name is made by
-// config.OutputPathsFor, which validation checks for collisions.
-func Path(output string) string {
-	return config.OutputPathsFor(output).Report
 }
 
 // Write writes r as indented JSON to path, atomically: readers see the old

@@ -25,15 +25,6 @@ func TestShapeString(t *testing.T) {
 	}
 }
 
-func TestPath(t *testing.T) {
-	if got := Path("models/resnet8.pt"); got != "models/resnet8.report.json" {
-		t.Errorf("got %s", got)
-	}
-	if got := Path("out/model"); got != "out/model.report.json" {
-		t.Errorf("got %s", got)
-	}
-}
-
 func TestWriteReplacesAtomically(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "m.report.json")
