@@ -6,6 +6,7 @@ torch module, the probe tensors) stay here between steps.
 """
 
 import importlib.metadata
+import os
 import platform
 
 import numpy as np
@@ -50,15 +51,18 @@ class ConversionJob:
         locate=False,
         int_bounds=None,
     ):
-        self.path = path
+        self.path = path  # as the user gave it, for messages
+        # Absolute paths: steps that read external tensors run in the model's
+        # folder (model_info.in_folder).
+        self.abspath = os.path.abspath(path)
         self.int_bounds = dict(int_bounds or {})  # beats what the graph shows
         self.always_locate = bool(locate)
         self.atol, self.rtol = float(atol), float(rtol)
         self.batch_sizes = [int(b) for b in batch_sizes]
         self.dims = dict(dims or {})
         self.seed = int(seed)
-        self.data = data  # .npz or folder of .npy: the inputs of one probe
-        self.expected_data = expected  # same, the expected outputs
+        self.data = data and os.path.abspath(data)  # .npz or folder of .npy: the inputs of one probe
+        self.expected_data = expected and os.path.abspath(expected)  # same, the expected outputs
         self.onnx_model = None
         self.normalised = None
         self.plan = None
@@ -74,10 +78,17 @@ class ConversionJob:
         self.info = model_info.describe(self.onnx_model, self.path, external)
         return self.info
 
+    def in_folder(self):
+        return model_info.in_folder(self.abspath)
+
     def normalise(self):
         """Find the nodes onnx2torch would fail on and run the passes that fix
         them; check a rewritten graph against the original under onnxruntime
         (same probes, same tolerances) before conversion goes on."""
+        with self.in_folder():
+            return self._normalise()
+
+    def _normalise(self):
         self.normalised, result = normalise.plan(self.onnx_model)
         self.plan = result
         result["check"] = None
@@ -108,7 +119,8 @@ class ConversionJob:
                 f"{self.path}: onnx2torch cannot convert {len(remaining)} node{'s' if len(remaining) > 1 else ''}: "
                 + normalise.describe_failures(remaining)
             )
-        self.torch_model = onnx2torch.convert(self.normalised, attach_onnx_mapping=True)
+        with self.in_folder():
+            self.torch_model = onnx2torch.convert(self.normalised, attach_onnx_mapping=True)
         self.outputs_of = locate.mappings(self.torch_model)
         self.torch_model.eval()
         return count_weights(self.torch_model)
@@ -169,7 +181,8 @@ class ConversionJob:
         """The first node where model parts from onnxruntime on the first
         probe (see locate.py), or None."""
         _, inputs = self.probes()[0]
-        return locate.locate(self.normalised, model, self.outputs_of, self.feed(inputs), self.atol, self.rtol)
+        with self.in_folder():
+            return locate.locate(self.normalised, model, self.outputs_of, self.feed(inputs), self.atol, self.rtol)
 
     def probes(self):
         """The probe inputs, made once: [(batch or None, [arrays])]."""
@@ -196,7 +209,7 @@ class ConversionJob:
                 self._expected = [probes.load_arrays(self.expected_data, names, "expected outputs")]
             else:
                 try:
-                    session = parity.onnxruntime_session(self.path)
+                    session = parity.onnxruntime_session(self.abspath)
                 except Exception as e:
                     raise UserError(f"{self.path}: onnxruntime cannot run the model: {first_line(e)}") from e
                 self._expected = [session.run(None, self.feed(inputs)) for _, inputs in self.probes()]

@@ -1,6 +1,7 @@
 """Reading an ONNX model safely and describing it."""
 
 import collections
+import contextlib
 import hashlib
 import os
 
@@ -21,8 +22,11 @@ def sha256_file(path):
 def load_model(path):
     """Load and check an ONNX model, refusing external data outside its folder.
 
-    Returns the model (external data loaded) and the external data files it
-    references, relative to its folder, in a stable order.
+    Returns the model and the external data files it references, relative to
+    its folder, in a stable order. External tensors stay in their files:
+    loaded into the ModelProto, a model over protobuf's 2 GiB could not even
+    be measured. Whatever reads them (numpy_helper.to_array, onnx2torch's
+    converters) does so in_folder(path).
     """
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
@@ -53,16 +57,24 @@ def load_model(path):
             )
         locations.add(os.path.relpath(target, base))
     try:
-        if locations:
-            # By path: the checker's in-memory form stops at protobuf's 2 GiB,
-            # and models with external data are the ones that pass it.
-            onnx.checker.check_model(path)
-            external_data_helper.load_external_data_for_model(model, base)
-        else:
-            onnx.checker.check_model(model)
+        # By path where there is external data: the checker reads it itself.
+        onnx.checker.check_model(path if locations else model)
     except Exception as e:
         raise UserError(f"{path}: invalid ONNX model: {first_line(e)}") from e
     return model, sorted(locations)
+
+
+@contextlib.contextmanager
+def in_folder(path):
+    """Run with the model's real folder as the working directory, where
+    readers of external tensors look for their files (onnx refuses absolute
+    locations). Paths the caller holds must be absolute meanwhile."""
+    before = os.getcwd()
+    os.chdir(os.path.realpath(os.path.dirname(os.path.abspath(path))))
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def external_files(path, locations):

@@ -1,6 +1,6 @@
 """A model over protobuf's 2 GiB limit, which only external data allows.
 
-It writes about 9 GB and needs about 12 GB of memory, so it runs only when
+It writes about 6.5 GB and peaks near 5 GB of memory, so it runs only when
 ONNX2PT_LARGE_TESTS=1 (`go tool task test-large`).
 """
 
