@@ -44,7 +44,7 @@ func converted(t *testing.T) (config.Model, config.VerifyConfig) {
 			StateDictPath: paths.StateDict, StateDictSHA256: sum(paths.StateDict), StateDictSizeBytes: 5},
 		Verification: report.Verification{Passed: true},
 	}
-	if err := report.Write(report.Path(m.Output), rep); err != nil {
+	if err := report.Write(paths.Report, rep); err != nil {
 		t.Fatal(err)
 	}
 	return m, v
