@@ -11,7 +11,7 @@ import platform
 
 import numpy as np
 
-from . import locate, model_info, normalise, parity, probes
+from . import locate, model_info, normalise, outputs, parity, probes
 from .errors import UserError, first_line
 
 
@@ -122,6 +122,7 @@ class ConversionJob:
         with self.in_folder():
             self.torch_model = onnx2torch.convert(self.normalised, attach_onnx_mapping=True)
         self.outputs_of = locate.mappings(self.torch_model)
+        outputs.match_graph_outputs(self.torch_model, self.outputs_of, [o["name"] for o in self.info["outputs"]])
         self.torch_model.eval()
         return count_weights(self.torch_model)
 

@@ -222,3 +222,30 @@ def test_configured_int_bounds_beat_the_graphs(tmp_path):
         j.load()
         ((_, (ids,)),) = j.probes()
         assert ids.max() == top
+
+
+def test_outputs_of_one_multi_output_node_come_back_as_the_graph_declares(tmp_path):
+    # TopK's values and indices, in the opposite order, plus an output of
+    # another node: onnx2torch alone returns TopK's tuple as one value.
+    k = numpy_helper.from_array(np.array([2], np.int64), "k")
+    nodes = [helper.make_node("TopK", ["x", "k"], ["values", "indices"]), helper.make_node("Relu", ["x"], ["r"])]
+    graph = helper.make_graph(
+        nodes,
+        "topk",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 5])],
+        [
+            helper.make_tensor_value_info("indices", TensorProto.INT64, ["n", 2]),
+            helper.make_tensor_value_info("r", TensorProto.FLOAT, ["n", 5]),
+            helper.make_tensor_value_info("values", TensorProto.FLOAT, ["n", 2]),
+        ],
+        [k],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = save(model, tmp_path / "topk.onnx")
+    j = job.ConversionJob(path, batch_sizes=[1, 3])
+    j.load()
+    j.convert()
+    assert [p["output_shapes"] for p in j.probe()] == [[[1, 2], [1, 5], [1, 2]], [[3, 2], [3, 5], [3, 2]]]
+    saved = j.save(str(tmp_path / "m.pt"), None, {})
+    assert j.verify(str(tmp_path / "m.pt"), saved["sha256"])["passed"]
