@@ -8,20 +8,9 @@ schema versions whose semantics did not change, and never replaces a
 registered one.
 """
 
-from . import (  # noqa: F401  (imported for their registrations)
-    attention,
-    cast,
-    elementwise,
-    loss,
-    normalization,
-    pooling,
-    quantize,
-    reduce,
-    resize,
-    rotary,
-    tensor,
-    versions,
-)
+# versions imports every op family module before it aliases, so importing it
+# registers everything.
+from . import versions  # noqa: F401
 from ._common import ALREADY_TAKEN, REGISTERED
 
 __all__ = ["ALREADY_TAKEN", "REGISTERED"]
