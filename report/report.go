@@ -16,7 +16,7 @@ import (
 type Report struct {
 	Tool      Tool      `json:"tool"`
 	StartedAt time.Time `json:"started_at"`
-	// Status is StatusConverted, or StatusFailed with Failure saying why.
+	// Status is StatusConverted, or another status with Failure saying why.
 	Status  string   `json:"status"`
 	Failure *Failure `json:"failure,omitempty"`
 	// Fingerprint identifies everything the conversion depended on; a
@@ -38,6 +38,10 @@ type Report struct {
 const (
 	StatusConverted = "converted"
 	StatusFailed    = "failed"
+	// A worker that crashed or timed out leaves a report with only the
+	// source, the failure and the time.
+	StatusCrashed  = "crashed"
+	StatusTimedOut = "timed_out"
 )
 
 // Failure is where and why a conversion failed.
@@ -197,6 +201,21 @@ type Verification struct {
 	// from onnxruntime's beyond tolerance: looked for when verification
 	// fails, or always with verify.locate.
 	Divergence *Divergence `json:"divergence"`
+}
+
+// MaxAbsDiff is the largest absolute difference over all outputs; nil
+// when there were none or one was not finite.
+func (v Verification) MaxAbsDiff() *float64 {
+	var worst *float64
+	for _, o := range v.Outputs {
+		if o.MaxAbsDiff == nil {
+			return nil
+		}
+		if worst == nil || *o.MaxAbsDiff > *worst {
+			worst = o.MaxAbsDiff
+		}
+	}
+	return worst
 }
 
 // Divergence locates where a converted model parts from onnxruntime.

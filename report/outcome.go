@@ -1,0 +1,67 @@
+package report
+
+import "time"
+
+// Result is how one model of a batch ended.
+type Result string
+
+// Results, as the summary, the JUnit file and the progress display name them.
+const (
+	ResultConverted Result = "converted"  // converted and verified
+	ResultUpToDate  Result = "up_to_date" // outputs already match the input; not converted again
+	ResultFailed    Result = "failed"     // a stage failed; Stage and Reason say which and why
+	ResultCrashed   Result = "crashed"    // its worker died (Signal names the signal)
+	ResultTimedOut  Result = "timed_out"  // its worker was killed at the per-model timeout
+	ResultNotRun    Result = "not_run"    // interrupted, or --fail-fast, before it ran
+)
+
+// Failed tells whether r counts against the batch (exit code 1).
+func (r Result) Failed() bool {
+	return r == ResultFailed || r == ResultCrashed || r == ResultTimedOut
+}
+
+// Outcome is one model's line in a batch's summary.
+type Outcome struct {
+	Input  string `json:"input"`
+	Output string `json:"output"`
+	Result Result `json:"result"`
+	// Stage is the step that failed (load, normalise, convert, probe,
+	// save, verify) when Result is failed.
+	Stage string `json:"stage,omitempty"`
+	// Reason is the one-line message for a model that did not convert.
+	Reason string `json:"reason,omitempty"`
+	// Signal names the signal that ended a crashed worker (e.g. SIGABRT).
+	Signal string `json:"signal,omitempty"`
+	// LastLines are the last lines a crashed or timed-out worker printed.
+	LastLines []string `json:"last_lines,omitempty"`
+	Seconds   float64  `json:"seconds"`
+	// MaxAbsDiff is the largest absolute difference from the reference
+	// over all outputs, when verification ran and every value was finite.
+	MaxAbsDiff *float64 `json:"max_abs_diff,omitempty"`
+	// Report is the report file written for the model: its report, or its
+	// failure report; empty when none was written.
+	Report string `json:"report,omitempty"`
+	// PeakRSSBytes is the peak resident memory of the worker process that
+	// converted the model, as of the end of the conversion.
+	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
+}
+
+// Summary is the outcome of a whole batch, as --summary writes it.
+type Summary struct {
+	Tool      Tool      `json:"tool"`
+	StartedAt time.Time `json:"started_at"`
+	Seconds   float64   `json:"seconds"`
+	// Shard is this run's part of the model list, when it was sharded.
+	Shard *Shard `json:"shard,omitempty"`
+	Jobs  int    `json:"jobs"`
+	// Counts has one entry per result that occurred.
+	Counts map[Result]int `json:"counts"`
+	// Models are in the order of the config (and of the command line).
+	Models []Outcome `json:"models"`
+}
+
+// Shard is part I (from 0) of N of a model list.
+type Shard struct {
+	Index int `json:"index"`
+	Count int `json:"count"`
+}
