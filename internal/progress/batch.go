@@ -1,0 +1,135 @@
+package progress
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/onnx2pt/onnx2pt/report"
+)
+
+// Batch is the live display of a batch of model conversions: a bar with
+// done/total, failures, elapsed time and ETA, and below it the models being
+// converted right now. On anything but a terminal it draws nothing.
+type Batch struct {
+	l     *live
+	total int
+	color bool
+
+	mu      sync.Mutex // guards what the decorators read; never held while calling mpb
+	done    int
+	failed  int
+	current []string // inputs being converted, in the order they started
+}
+
+// NewBatch starts the display of a batch of total models on out.
+func NewBatch(out io.Writer, total int, opt Options) *Batch {
+	b := &Batch{total: total, color: opt.Color}
+	b.l = newLive(out, b.addBar)
+	return b
+}
+
+func (b *Batch) addBar(p *mpb.Progress) *mpb.Bar {
+	eta := decor.AverageETA(decor.ET_STYLE_GO)
+	return p.New(int64(b.total), mpb.BarStyle(),
+		mpb.BarWidth(30),
+		mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			return fmt.Sprintf("Converting %d/%d", b.done, b.total)
+		})),
+		mpb.AppendDecorators(
+			// Meta colours the text after mpb measured it: escapes take no width.
+			decor.Meta(decor.Any(func(decor.Statistics) string {
+				return fmt.Sprintf("%d failed", b.failedCount())
+			}), func(s string) string {
+				return paint(b.failedCount() > 0 && b.color, red, s)
+			}),
+			decor.Name(" · "),
+			decor.Elapsed(decor.ET_STYLE_GO),
+			decor.Name(" · ETA "),
+			decor.Any(func(s decor.Statistics) string {
+				if s.Current == 0 {
+					return "?" // no model done yet: no rate to go by
+				}
+				if s.Current >= s.Total {
+					return "0s"
+				}
+				str, _ := eta.Decor(s)
+				return str
+			}),
+		),
+		mpb.BarExtender(mpb.BarFillerFunc(b.fillCurrent), false),
+	)
+}
+
+func (b *Batch) failedCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.failed
+}
+
+// fillCurrent writes the line naming the models being converted, cut to
+// the terminal's width; nothing (no line) when there are none.
+func (b *Batch) fillCurrent(w io.Writer, s decor.Statistics) error {
+	b.mu.Lock()
+	line := "  now: " + strings.Join(b.current, ", ")
+	none := len(b.current) == 0
+	b.mu.Unlock()
+	if none {
+		return nil
+	}
+	_, err := io.WriteString(w, truncate(line, s.AvailableWidth)+"\n")
+	return err
+}
+
+// truncate cuts s to width runes, ending in "…" when it cut.
+func truncate(s string, width int) string {
+	if utf8.RuneCountInString(s) <= width {
+		return s
+	}
+	if width <= 0 {
+		return ""
+	}
+	r := []rune(s)
+	return string(r[:width-1]) + "…"
+}
+
+// Started shows input among the models being converted.
+func (b *Batch) Started(input string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.current = append(b.current, input)
+}
+
+// Finished counts a model done (and failed, when it failed) and drops it
+// from the models being converted.
+func (b *Batch) Finished(o report.Outcome) {
+	b.mu.Lock()
+	b.done++
+	if o.Result.Failed() {
+		b.failed++
+	}
+	if i := slices.Index(b.current, o.Input); i >= 0 {
+		b.current = slices.Delete(b.current, i, i+1)
+	}
+	b.mu.Unlock()
+	// Unlocked: the bar's goroutine may be drawing, which takes b.mu.
+	if b.l.bar != nil {
+		b.l.bar.Increment()
+	}
+}
+
+// Writer prints lines above the display (log output during the batch);
+// after Stop it writes straight to out. A line not yet ended waits for its newline
+// (or Stop). It is safe for concurrent use.
+func (b *Batch) Writer() io.Writer { return b.l }
+
+// Stop draws the last frame and ends the display. It is idempotent.
+func (b *Batch) Stop() { b.l.stop() }
