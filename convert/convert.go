@@ -36,6 +36,10 @@ type Session struct {
 	tool     report.Tool
 	envID    string // the virtualenv's identity, for fingerprints
 	log      logrus.FieldLogger
+
+	// OnStage, when set, is told each step of a conversion as it starts,
+	// so that a supervisor knows where a worker that dies was.
+	OnStage func(stage string)
 }
 
 // Open prepares a session on a started interpreter whose sys.path holds the
@@ -127,7 +131,8 @@ func (e *Error) Error() string { return e.Msg }
 //
 // A failed conversion (other than an interrupted one) writes its report,
 // marked failed, to the model's FailedReport path, which a later success
-// removes; the outputs of an earlier conversion stay as they were.
+// removes, and returns it with the error; the outputs of an earlier
+// conversion stay as they were.
 func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyConfig) (*report.Report, error) {
 	log := s.log.WithField("model", m.Input)
 	r := &run{s: s, log: log, input: m.Input, rep: &report.Report{
@@ -151,6 +156,7 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 		if werr := report.Write(paths.FailedReport, r.rep); werr != nil {
 			log.Warnf("Writing the failure report %s: %v", paths.FailedReport, werr)
 		}
+		return r.rep, err
 	}
 	return nil, err
 }
@@ -345,6 +351,9 @@ type run struct {
 func (r *run) step(ctx context.Context, stage string, job *pyembed.Object, method string, out any, args ...any) error {
 	if err := ctx.Err(); err != nil {
 		return &Error{Input: r.input, Stage: stage, Msg: fmt.Sprintf("%s: interrupted before %s", r.input, stage)}
+	}
+	if r.s.OnStage != nil {
+		r.s.OnStage(stage)
 	}
 	t := time.Now()
 	err := callInto(job, method, out, args...)

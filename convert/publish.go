@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+
+	"github.com/onnx2pt/onnx2pt/config"
 )
 
 // move is one file of a conversion going from its temporary name to its
@@ -80,6 +83,24 @@ func publish(moves []move) error {
 		os.Remove(k.tmp)
 	}
 	return nil
+}
+
+// RemoveTemps removes the temporary files a conversion of m may have left
+// beside its outputs when its process was killed: the hidden files that
+// tempName and report.WriteFileAtomic create.
+func RemoveTemps(m config.Model) {
+	for _, path := range m.Paths().All() {
+		pattern := filepath.Join(filepath.Dir(path), "."+globEscape(filepath.Base(path))+".tmp-*")
+		matches, _ := filepath.Glob(pattern)
+		for _, tmp := range matches {
+			os.Remove(tmp)
+		}
+	}
+}
+
+// globEscape quotes the characters filepath.Match treats specially.
+func globEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`).Replace(s)
 }
 
 // tempName names a hidden file beside path, unique to this call:
