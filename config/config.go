@@ -23,6 +23,7 @@ type Config struct {
 	Python PythonConfig `mapstructure:"python"`
 	Verify VerifyConfig `mapstructure:"verify"`
 	Log    LogConfig    `mapstructure:"log"`
+	Run    RunConfig    `mapstructure:"run"`
 	Models []Model      `mapstructure:"models"`
 
 	// File is the config file that was read, if any.
@@ -142,6 +143,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("verify.locate", false)
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "text")
+	runDefaults(v.SetDefault)
 }
 
 // NewViper returns a viper with defaults and environment overrides set up.
@@ -239,6 +241,7 @@ func (c *Config) Validate() error {
 		add("log.format: %q is not text or json", c.Log.Format)
 	}
 	validateVerify("verify", c.Verify, add)
+	c.Run.validate(add)
 
 	if len(c.Models) == 0 {
 		add("models: no models to convert (list them in the config file or pass --input)")

@@ -40,7 +40,9 @@ func runMain(m *testing.M) int {
 	binary = filepath.Join(dir, "onnx2pt")
 	// The go test process carries the cgo settings of cmd/pybuild, so this
 	// build links the same Python as the test binary.
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	// The test hooks let a test's Python make a worker crash or hang
+	// (see testdata/onnx2pt_test_hooks.py); nothing else differs.
+	if out, err := exec.Command("go", "build", "-tags", "onnx2pt_testhooks", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building onnx2pt: %v\n%s", err, out)
 		return 1
 	}
@@ -306,7 +308,7 @@ func TestManyModelsOneInterpreter(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "batch.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := onnx2pt(t, dir, "convert", "--config", "batch.yaml", "--log-format", "json", "-v")
+	r := onnx2pt(t, dir, "convert", "--config", "batch.yaml", "--log-format", "json", "-v", "--jobs", "1")
 	if r.code != 1 {
 		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
 	}
@@ -428,7 +430,7 @@ func TestFailFastStopsAtTheFirstFailure(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "ff.yaml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := onnx2pt(t, dir, "convert", "--config", "ff.yaml", "--fail-fast")
+	r := onnx2pt(t, dir, "convert", "--config", "ff.yaml", "--fail-fast", "--jobs", "1")
 	if r.code != 1 || lastLine(r.stderr) != "onnx2pt: 1 of 2 models failed, 1 not converted (--fail-fast)" {
 		t.Fatalf("exit %d, last line %q\n%s", r.code, lastLine(r.stderr), r.stderr)
 	}

@@ -2,16 +2,12 @@ package cli
 
 import (
 	"errors"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"time"
 
-	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/onnx2pt/onnx2pt/config"
-	"github.com/onnx2pt/onnx2pt/convert"
 )
 
 func (a *app) convertCommand() *cobra.Command {
@@ -22,9 +18,17 @@ func (a *app) convertCommand() *cobra.Command {
 		Short: "Convert ONNX models to PyTorch and verify them",
 		Long: `Convert the models listed in the config file, or the one given by --input,
 to PyTorch with onnx2torch; verify each against onnxruntime and write
-<output>.report.json beside it. Python starts once for all models.`,
+<output>.report.json beside it.
+
+Models are converted in worker processes, each with a warm interpreter,
+--jobs at a time: a model that crashes or hangs its worker costs that
+model alone. --shard I/N converts part I of N of the models, for N
+machines sharing one config; --summary and --junit write every model's
+outcome for CI.`,
 		Example: `  onnx2pt convert --config config/onnx2pt.yaml
-  onnx2pt convert --input models/resnet8.onnx --output models/resnet8.pt`,
+  onnx2pt convert --input models/resnet8.onnx --output models/resnet8.pt
+  onnx2pt convert --config zoo.yaml --jobs 2 --summary out/summary.json --junit out/junit.xml
+  onnx2pt convert --config zoo.yaml --shard 0/4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig()
@@ -59,102 +63,15 @@ to PyTorch with onnx2torch; verify each against onnxruntime and write
 	a.bind(f, "verify.rtol", "rtol")
 	a.bind(f, "verify.batch_sizes", "batch-sizes")
 	a.bind(f, "verify.locate", "locate")
+	f.IntP("jobs", "j", 0, "models converted at once, each in its own worker (run.jobs; 0: from cores and memory)")
+	f.String("shard", "", "convert only part I of N of the models, e.g. 0/4 (run.shard)")
+	f.String("summary", "", "write every model's outcome to this JSON file (run.summary)")
+	f.String("junit", "", "write every model's outcome to this JUnit XML file (run.junit)")
+	f.Duration("timeout", 0, "give up on a model after this long, e.g. 20m (run.timeout)")
+	a.bind(f, "run.jobs", "jobs")
+	a.bind(f, "run.shard", "shard")
+	a.bind(f, "run.summary", "summary")
+	a.bind(f, "run.junit", "junit")
+	a.bind(f, "run.timeout", "timeout")
 	return cmd
-}
-
-// convertAll converts every model that is not up to date, in one
-// interpreter, and summarises. When all are up to date, Python never starts.
-func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force bool) error {
-	ctx := cmd.Context()
-	start := time.Now()
-	env, err := a.provision(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	pending := cfg.Models
-	if !force {
-		pending = a.outdated(cfg, env.ID)
-		if len(pending) == 0 {
-			return nil
-		}
-	}
-	sess, err := a.startSession(ctx, env)
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	a.log.Debugf("Python ready after %.2fs", time.Since(start).Seconds())
-
-	if len(cfg.Models) == 1 {
-		m := pending[0]
-		_, err := sess.Convert(ctx, m, cfg.Effective(m))
-		a.logDetail(m, err)
-		return withCode(exitFailed, err)
-	}
-	type outcome struct {
-		model   config.Model
-		err     error
-		seconds float64
-	}
-	var outcomes []outcome
-	failed := 0
-	for i, m := range pending {
-		if ctx.Err() != nil {
-			return withCode(exitInterrupted, errors.New("interrupted"))
-		}
-		t := time.Now()
-		_, err := sess.Convert(ctx, m, cfg.Effective(m))
-		outcomes = append(outcomes, outcome{m, err, time.Since(t).Seconds()})
-		if err != nil {
-			failed++
-			a.logDetail(m, err)
-			a.log.WithField("model", m.Input).Error(err)
-			if failFast && i < len(pending)-1 {
-				a.log.Warnf("Stopping at the first failure (--fail-fast): %d models not converted", len(pending)-i-1)
-				break
-			}
-		}
-	}
-	a.log.Infof("Converted %d of %d models in %.1fs (%d up to date)", len(outcomes)-failed, len(pending),
-		time.Since(start).Seconds(), len(cfg.Models)-len(pending))
-	for _, o := range outcomes {
-		entry := a.log.WithFields(logrus.Fields{"model": o.model.Input, "seconds": fmt.Sprintf("%.2f", o.seconds)})
-		if o.err != nil {
-			entry.Warnf("  failed  %s", o.model.Input)
-		} else {
-			entry.Infof("  ok      %s → %s", o.model.Input, o.model.Output)
-		}
-	}
-	if failed == 0 {
-		return nil
-	}
-	msg := fmt.Sprintf("%d of %d models failed", failed, len(pending))
-	if notRun := len(pending) - len(outcomes); notRun > 0 {
-		msg += fmt.Sprintf(", %d not converted (--fail-fast)", notRun)
-	}
-	return withCode(exitFailed, errors.New(msg))
-}
-
-// outdated returns the models whose outputs are not up to date, logging
-// the others as skipped. Deciding reads files only.
-func (a *app) outdated(cfg *config.Config, envID string) []config.Model {
-	var pending []config.Model
-	for _, m := range cfg.Models {
-		log := a.log.WithField("model", m.Input)
-		if fresh, why := convert.UpToDate(m, cfg.Effective(m), envID); !fresh {
-			log.Debugf("Converting %s: %s", m.Input, why)
-			pending = append(pending, m)
-			continue
-		}
-		log.Infof("Up to date: %s (--force converts it again)", m.Output)
-	}
-	return pending
-}
-
-// logDetail logs a failed conversion's Python traceback at debug level.
-func (a *app) logDetail(m config.Model, err error) {
-	var ce *convert.Error
-	if errors.As(err, &ce) && ce.Detail != "" {
-		a.log.WithField("model", m.Input).Debug(ce.Detail)
-	}
 }

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/onnx2pt/onnx2pt"
 	"github.com/onnx2pt/onnx2pt/config"
 	"github.com/onnx2pt/onnx2pt/convert"
+	"github.com/onnx2pt/onnx2pt/internal/progress"
 	"github.com/onnx2pt/onnx2pt/pyembed"
 	"github.com/onnx2pt/onnx2pt/python"
 	"github.com/onnx2pt/onnx2pt/venv"
@@ -56,8 +61,56 @@ func (a *app) provision(ctx context.Context, cfg *config.Config) (*venv.Env, err
 	if cache, err := os.UserCacheDir(); err == nil {
 		spec.ToolsDir = filepath.Join(cache, "onnx2pt")
 	}
+	if progress.IsTerminal(a.stderr) && a.v.GetString("log.format") != "json" && !a.verbose {
+		pf := &provisionView{inner: a.log.Formatter, out: a.stderr}
+		plog := &logrus.Logger{Out: pf, Formatter: pf, Hooks: a.log.Hooks, Level: a.log.Level, ExitFunc: os.Exit}
+		spec.Log = plog
+		defer pf.stop()
+	}
 	env, err := venv.Ensure(ctx, spec)
 	return env, withCode(exitEnvironment, err)
+}
+
+// provisionView shows an installer's output lines (log entries with a
+// "step" field) on a spinner instead of as log lines; the spinner starts
+// with the first such line, so a ready virtualenv shows nothing. It is
+// the provisioning logger's formatter and its output.
+type provisionView struct {
+	inner   logrus.Formatter
+	out     io.Writer
+	mu      sync.Mutex
+	display *progress.Provisioning
+}
+
+func (v *provisionView) Format(e *logrus.Entry) ([]byte, error) {
+	if _, ok := e.Data["step"]; !ok || e.Level <= logrus.WarnLevel {
+		return v.inner.Format(e)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.display == nil {
+		v.display = progress.NewProvisioning(v.out, progress.Options{Color: colorWanted()})
+	}
+	v.display.Line(e.Message)
+	return nil, nil
+}
+
+// Write prints other log lines above the spinner once it is there.
+func (v *provisionView) Write(p []byte) (int, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.display != nil {
+		return v.display.Writer().Write(p)
+	}
+	return v.out.Write(p)
+}
+
+func (v *provisionView) stop() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.display != nil {
+		v.display.Stop()
+	}
 }
 
 // configuredSession loads the settings, provisions the virtualenv and

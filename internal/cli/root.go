@@ -110,7 +110,7 @@ func (a *app) rootCommand() *cobra.Command {
 	a.bind(f, "log.level", "log-level")
 	a.bind(f, "log.format", "log-format")
 
-	root.AddCommand(a.convertCommand(), a.inspectCommand(), a.venvCommand(), a.versionCommand())
+	root.AddCommand(a.convertCommand(), a.inspectCommand(), a.venvCommand(), a.versionCommand(), a.workerCommand())
 	return root
 }
 

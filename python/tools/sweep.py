@@ -228,6 +228,8 @@ def onnx2pt_result(entry):
             if not failed:
                 return {"result": "verified", "passes": [p["name"] for p in rep["normalisation"]["passes"]]}
             stage, message = rep["failure"]["stage"], rep["failure"]["message"]
+            if rep["status"] in ("crashed", "timed_out"):  # its worker died or was killed
+                return {"result": "crashed", "reason": short_reason(message)}
             kind = {"verify": "mismatch", "normalise": "normalisation failed"}.get(stage, "failed")
             if stage == "convert" and "cannot convert" in message:
                 kind = "unsupported"

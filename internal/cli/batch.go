@@ -1,0 +1,351 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/onnx2pt/onnx2pt/config"
+	"github.com/onnx2pt/onnx2pt/convert"
+	"github.com/onnx2pt/onnx2pt/internal/progress"
+	"github.com/onnx2pt/onnx2pt/protocol"
+	"github.com/onnx2pt/onnx2pt/pyembed"
+	"github.com/onnx2pt/onnx2pt/python"
+	"github.com/onnx2pt/onnx2pt/report"
+	"github.com/onnx2pt/onnx2pt/supervisor"
+	"github.com/onnx2pt/onnx2pt/venv"
+)
+
+// stopGrace is how long an interrupted worker may take to stop the model
+// under way before it is killed: Python stops within milliseconds, a long
+// native call never does.
+const stopGrace = 800 * time.Millisecond
+
+// convertAll converts every model of this shard that is not up to date, in
+// supervised workers, and reports the outcomes. When all are up to date,
+// no worker starts.
+func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force bool) error {
+	ctx := cmd.Context()
+	start := time.Now()
+	shard, _ := config.ParseShard(cfg.Run.Shard) // validated
+	models := shard.Select(cfg.Models)
+	if shard != nil {
+		a.log.Infof("Shard %d/%d: %d of %d models", shard.Index, shard.Count, len(models), len(cfg.Models))
+	}
+	env, err := a.provision(ctx, cfg)
+	if err != nil {
+		return err
+	}
+
+	outcomes := make([]report.Outcome, len(models))
+	var tasks []supervisor.Task
+	var taskIndex []int // tasks[k] is models[taskIndex[k]]
+	for i, m := range models {
+		if !force && a.upToDate(cfg, m, env.ID) {
+			outcomes[i] = report.Outcome{Input: m.Input, Output: m.Output, Result: report.ResultUpToDate, Report: m.Paths().Report}
+			continue
+		}
+		tasks = append(tasks, supervisor.Task{Model: m, Verify: cfg.Effective(m)})
+		taskIndex = append(taskIndex, i)
+	}
+
+	jobs := cfg.Run.Jobs
+	var runErr error
+	if len(tasks) > 0 {
+		if jobs == 0 {
+			jobs = a.defaultJobs(env, tasks)
+		}
+		jobs = min(jobs, len(tasks))
+		var done []report.Outcome
+		done, runErr = a.supervise(cmd, cfg, env, tasks, jobs, failFast)
+		for k, o := range done {
+			outcomes[taskIndex[k]] = o
+		}
+	}
+
+	summary := &report.Summary{Tool: report.Tool{Name: "onnx2pt", Version: toolVersion(), GoVersion: runtime.Version(),
+		LinkedPython: pyembed.LinkedVersion(), HelperVersion: python.Version()},
+		StartedAt: start.UTC(), Seconds: time.Since(start).Seconds(), Jobs: jobs, Models: outcomes}
+	if shard != nil {
+		summary.Shard = &report.Shard{Index: shard.Index, Count: shard.Count}
+	}
+	a.writeSummaries(cfg, summary)
+	rememberPeakRSS(env, outcomes)
+
+	switch {
+	case errors.Is(runErr, supervisor.ErrWorkerStart):
+		return withCode(exitEnvironment, runErr)
+	case ctx.Err() != nil:
+		return withCode(exitInterrupted, errors.New("interrupted; models under way were stopped and nothing of theirs was written"))
+	}
+	return batchError(outcomes)
+}
+
+// upToDate tells whether m's outputs match its input, logging it if so.
+func (a *app) upToDate(cfg *config.Config, m config.Model, envID string) bool {
+	log := a.log.WithField("model", m.Input)
+	fresh, why := convert.UpToDate(m, cfg.Effective(m), envID)
+	if !fresh {
+		log.Debugf("Converting %s: %s", m.Input, why)
+		return false
+	}
+	log.Infof("Up to date: %s (--force converts it again)", m.Output)
+	return true
+}
+
+// supervise runs the tasks in jobs workers, showing progress on a terminal
+// and logs elsewhere.
+func (a *app) supervise(cmd *cobra.Command, cfg *config.Config, env *venv.Env, tasks []supervisor.Task, jobs int, failFast bool) ([]report.Outcome, error) {
+	helpers, err := python.Install(filepath.Join(env.Dir, "onnx2pt"))
+	if err != nil {
+		return nil, withCode(exitEnvironment, err)
+	}
+	if err := python.Expose(env.Dir, helpers); err != nil {
+		a.log.Warnf("The venv's python will not load checkpoints that use onnx2pt's converters: %v", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, withCode(exitEnvironment, err)
+	}
+	maxRSS, _ := cfg.Run.MaxWorkerBytes() // validated
+	opts := supervisor.Options{
+		Command:   func() *exec.Cmd { return exec.Command(self, "worker") },
+		Start:     protocol.Start{Venv: env.Dir, EnvID: env.ID, Helpers: helpers, LogLevel: a.log.GetLevel().String()},
+		Jobs:      jobs,
+		Timeout:   cfg.Run.Timeout,
+		MaxModels: cfg.Run.MaxModelsPerWorker,
+		MaxRSS:    maxRSS,
+		Grace:     stopGrace,
+		FailFast:  failFast,
+		Log:       a.log,
+	}
+	view := a.newBatchView(tasks, jobs)
+	a.log.Debugf("Converting %d models with %d workers", len(tasks), jobs)
+	start := time.Now()
+	outcomes, err := supervisor.Run(cmd.Context(), opts, tasks, view)
+	view.finish(outcomes, time.Since(start))
+	return outcomes, err
+}
+
+// batchError is the error a batch ends with: nil when no model failed, the
+// model's own message when it was the only one, a count otherwise.
+func batchError(outcomes []report.Outcome) error {
+	var failed []report.Outcome
+	notRun := 0
+	for _, o := range outcomes {
+		if o.Result.Failed() {
+			failed = append(failed, o)
+		}
+		if o.Result == report.ResultNotRun {
+			notRun++
+		}
+	}
+	switch {
+	case len(failed) == 0:
+		return nil
+	case len(outcomes) == 1:
+		return withCode(exitFailed, errors.New(oneLine(failed[0])))
+	}
+	msg := fmt.Sprintf("%d of %d models failed", len(failed), len(outcomes))
+	if notRun > 0 {
+		msg += fmt.Sprintf(", %d not converted (--fail-fast)", notRun)
+	}
+	return withCode(exitFailed, errors.New(msg))
+}
+
+// oneLine says what happened to a model that did not convert.
+func oneLine(o report.Outcome) string {
+	switch o.Result {
+	case report.ResultCrashed, report.ResultTimedOut:
+		return fmt.Sprintf("%s: %s", o.Input, o.Reason)
+	}
+	return o.Reason
+}
+
+// writeSummaries writes --summary and --junit, when asked for.
+func (a *app) writeSummaries(cfg *config.Config, s *report.Summary) {
+	for _, out := range []struct {
+		path  string
+		write func(string, *report.Summary) error
+	}{{cfg.Run.Summary, report.WriteSummary}, {cfg.Run.JUnit, report.WriteJUnit}} {
+		if out.path == "" {
+			continue
+		}
+		if err := out.write(out.path, s); err != nil {
+			a.log.Errorf("Writing %s: %v", out.path, err)
+			continue
+		}
+		a.log.Debugf("Wrote %s", out.path)
+	}
+}
+
+// defaultJobs is as many workers as there are cores, as fit in the memory
+// available, and as there are models: each worker is expected to need the
+// most any worker needed in this virtualenv's last batch (1 GiB before
+// any), plus three times the largest model's size for its tensors.
+func (a *app) defaultJobs(env *venv.Env, tasks []supervisor.Task) int {
+	per := max(recalledPeakRSS(env), 1<<30)
+	var largest int64
+	for _, t := range tasks {
+		if st, err := os.Stat(t.Model.Input); err == nil {
+			largest = max(largest, st.Size())
+		}
+	}
+	per += 3 * largest
+	avail := supervisor.MemAvailable()
+	jobs := supervisor.DefaultJobs(runtime.NumCPU(), avail, per)
+	a.log.Debugf("--jobs %d: %d cores, %d MiB available, %d MiB per worker", jobs, runtime.NumCPU(), avail>>20, per>>20)
+	return jobs
+}
+
+// peakRSSFile keeps, in the virtualenv, the largest peak memory a worker
+// reached in the last batch.
+func peakRSSFile(env *venv.Env) string { return filepath.Join(env.Dir, "onnx2pt", "worker-peak-rss") }
+
+func recalledPeakRSS(env *venv.Env) int64 {
+	data, err := os.ReadFile(peakRSSFile(env))
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	return n
+}
+
+func rememberPeakRSS(env *venv.Env, outcomes []report.Outcome) {
+	var peak int64
+	for _, o := range outcomes {
+		peak = max(peak, o.PeakRSSBytes)
+	}
+	if peak > 0 {
+		report.WriteFileAtomic(peakRSSFile(env), []byte(strconv.FormatInt(peak, 10)+"\n"))
+	}
+}
+
+// batchView shows a batch as it goes: a live display on a terminal, log
+// lines elsewhere. Each model's log lines come out together and in the
+// config's order, whatever order parallel workers finish in: the first
+// unfinished model's lines stream live, later ones wait for it.
+type batchView struct {
+	a       *app
+	tasks   []supervisor.Task
+	display *progress.Batch // nil when not on a terminal
+	logs    logrus.FieldLogger
+
+	mu       sync.Mutex
+	head     int // the first model whose lines have not all come out
+	held     map[int][]func()
+	finished map[int]bool
+}
+
+func (a *app) newBatchView(tasks []supervisor.Task, jobs int) *batchView {
+	v := &batchView{a: a, tasks: tasks, logs: a.log, held: map[int][]func(){}, finished: map[int]bool{}}
+	if len(tasks) > 1 && progress.IsTerminal(a.stderr) && a.v.GetString("log.format") != "json" {
+		v.display = progress.NewBatch(a.stderr, len(tasks), progress.Options{Color: colorWanted()})
+		a.log.SetOutput(v.display.Writer())
+	}
+	return v
+}
+
+func (v *batchView) Started(i int) {
+	if v.display != nil {
+		v.display.Started(v.tasks[i].Model.Input)
+	}
+}
+
+func (v *batchView) Log(i int, l protocol.Log) {
+	lvl, _ := logrus.ParseLevel(l.Level)
+	// On a terminal the display replaces the models' info lines.
+	if v.display != nil && !v.a.verbose && lvl > logrus.WarnLevel {
+		return
+	}
+	v.emit(i, func() { supervisor.Emit(v.logs, l) })
+}
+
+func (v *batchView) Finished(i int, o report.Outcome) {
+	if v.display != nil {
+		v.display.Finished(o)
+	}
+	v.emit(i, func() { v.logOutcome(o) })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.finished[i] = true
+	for v.finished[v.head] {
+		v.head++
+		for _, f := range v.held[v.head] {
+			f()
+		}
+		delete(v.held, v.head)
+	}
+}
+
+// emit runs f now if model i is the head, or holds it until i is.
+func (v *batchView) emit(i int, f func()) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if i == v.head {
+		f()
+		return
+	}
+	v.held[i] = append(v.held[i], f)
+}
+
+// logOutcome logs what happened to a model that did not convert.
+func (v *batchView) logOutcome(o report.Outcome) {
+	log := v.logs.WithField("model", o.Input)
+	switch o.Result {
+	case report.ResultFailed:
+		if len(v.tasks) > 1 {
+			log.Error(o.Reason)
+		}
+	case report.ResultCrashed, report.ResultTimedOut:
+		if o.Signal != "" {
+			log = log.WithField("signal", o.Signal)
+		}
+		log.Error(oneLine(o))
+		for _, line := range o.LastLines {
+			log.Warnf("  | %s", line)
+		}
+	}
+}
+
+// finish ends the display and shows the outcome of the whole batch.
+func (v *batchView) finish(outcomes []report.Outcome, took time.Duration) {
+	if v.display != nil {
+		v.display.Stop()
+		v.a.log.SetOutput(v.a.stderr)
+		progress.Table(v.a.stderr, outcomes, took, progress.Options{Color: colorWanted()})
+		return
+	}
+	if len(outcomes) < 2 {
+		return
+	}
+	counts := map[report.Result]int{}
+	for _, o := range outcomes {
+		counts[o.Result]++
+	}
+	v.a.log.Infof("Converted %d of %d models in %.1fs", counts[report.ResultConverted], len(outcomes), took.Seconds())
+	for _, o := range outcomes {
+		entry := v.a.log.WithFields(logrus.Fields{"model": o.Input, "seconds": fmt.Sprintf("%.2f", o.Seconds)})
+		if o.Result == report.ResultConverted {
+			entry.Infof("  ok        %s → %s", o.Input, o.Output)
+		} else {
+			entry.Warnf("  %-9s %s", strings.ReplaceAll(string(o.Result), "_", " "), o.Input)
+		}
+	}
+}
+
+// colorWanted is false when NO_COLOR is set (https://no-color.org).
+func colorWanted() bool {
+	_, no := os.LookupEnv("NO_COLOR")
+	return !no
+}
