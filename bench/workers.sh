@@ -20,8 +20,11 @@ trap 'rm -rf "$work"' EXIT
 out=bench/results
 mkdir -p "$out"
 
+# The plain script writes the checkpoint and state_dict only; so do these
+# batches (the portable artifacts are measured apart, for one model).
 config() { # config FILE COUNT PREFIX [run settings]
   { [ -n "${4:-}" ] && echo "run: {$4}"
+    echo "artifacts: [checkpoint, state_dict]"
     echo "models:"
     for i in $(seq 1 "$2"); do echo "  - {input: models/resnet8.onnx, output: $work/$3-$i.pt}"; done
   } >"$1"
@@ -38,7 +41,8 @@ hyperfine --warmup 1 --runs "$runs" --export-markdown "$out/workers-batch.md" \
 
 echo "== one model"
 hyperfine --warmup 1 --runs $((runs * 2)) --export-markdown "$out/workers-one.md" \
-  -n onnx2pt "./bin/onnx2pt convert -q --force --input models/resnet8.onnx --output $work/one.pt" \
+  -n onnx2pt "./bin/onnx2pt convert -q --force --artifacts checkpoint,state_dict --input models/resnet8.onnx --output $work/one.pt" \
+  -n "onnx2pt, with TorchScript and .pt2" "./bin/onnx2pt convert -q --force --input models/resnet8.onnx --output $work/all.pt" \
   -n "plain Python" ".venv/bin/python bench/plain_convert.py models/resnet8.onnx:$work/plain.pt"
 
 echo "== $m conversions in one worker"

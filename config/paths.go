@@ -19,6 +19,10 @@ type OutputPaths struct {
 	// FailedReport is the report of a failed conversion, kept apart so the
 	// earlier good outputs keep theirs: models/m.pt → models/m.failed.report.json.
 	FailedReport string
+	// TorchScript and Exported are the portable artifacts:
+	// models/m.pt → models/m.torchscript.pt and models/m.pt2.
+	TorchScript string
+	Exported    string
 }
 
 // OutputPathsFor returns the files written for a model whose output is
@@ -31,7 +35,24 @@ func OutputPathsFor(output string) OutputPaths {
 		StateDict:    base + ".state_dict" + ext,
 		Report:       base + ".report.json",
 		FailedReport: base + ".failed.report.json",
+		TorchScript:  base + ".torchscript" + ext,
+		Exported:     base + ".pt2",
 	}
+}
+
+// Artifact is the file a format's artifact is written to.
+func (p OutputPaths) Artifact(format string) string {
+	switch format {
+	case ArtifactCheckpoint:
+		return p.Model
+	case ArtifactStateDict:
+		return p.StateDict
+	case ArtifactTorchScript:
+		return p.TorchScript
+	case ArtifactExported:
+		return p.Exported
+	}
+	return ""
 }
 
 // Paths returns the files m's conversion writes.
@@ -39,5 +60,5 @@ func (m Model) Paths() OutputPaths { return OutputPathsFor(m.Output) }
 
 // All lists every file, the model first.
 func (p OutputPaths) All() []string {
-	return []string{p.Model, p.StateDict, p.Report, p.FailedReport}
+	return []string{p.Model, p.StateDict, p.Report, p.FailedReport, p.TorchScript, p.Exported}
 }

@@ -133,7 +133,8 @@ func (e *Error) Error() string { return e.Msg }
 // marked failed, to the model's FailedReport path, which a later success
 // removes, and returns it with the error; the outputs of an earlier
 // conversion stay as they were.
-func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyConfig) (*report.Report, error) {
+func (s *Session) Convert(ctx context.Context, j config.Job) (*report.Report, error) {
+	m := j.Model
 	log := s.log.WithField("model", m.Input)
 	r := &run{s: s, log: log, input: m.Input, rep: &report.Report{
 		Tool: s.tool, StartedAt: time.Now().UTC(), Versions: s.versions,
@@ -143,7 +144,7 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 	// Ctrl-C or SIGTERM stops the Python step under way, not just the next.
 	defer s.ip.InterruptOn(ctx)()
 	paths := m.Paths()
-	err := r.convert(ctx, m, v, paths, start)
+	err := r.convert(ctx, j, paths, start)
 	if err == nil {
 		os.Remove(paths.FailedReport)
 		return r.rep, nil
@@ -162,13 +163,14 @@ func (s *Session) Convert(ctx context.Context, m config.Model, v config.VerifyCo
 }
 
 // convert runs the steps of Convert, filling r.rep.
-func (r *run) convert(ctx context.Context, m config.Model, v config.VerifyConfig, paths config.OutputPaths, start time.Time) error {
+func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPaths, start time.Time) error {
 	s, log := r.s, r.log
+	m, v := j.Model, j.Verify
 
 	log.Infof("Loading ONNX model from %s", m.Input)
 	kwargs := pyembed.Kwargs{
 		"batch_sizes": v.BatchSizes, "dims": v.Dims, "seed": v.Seed, "int_bounds": v.IntBounds,
-		"atol": v.Atol, "rtol": v.Rtol, "locate": v.Locate,
+		"atol": v.Atol, "rtol": v.Rtol, "locate": v.Locate, "artifacts": j.Artifacts.Formats,
 	}
 	if d := m.Data; d != nil {
 		kwargs["data"], kwargs["expected"] = d.Inputs, d.Expected
@@ -183,7 +185,7 @@ func (r *run) convert(ctx context.Context, m config.Model, v config.VerifyConfig
 		return err
 	}
 	src := &r.rep.Source
-	r.rep.Fingerprint = Fingerprint(*src, m, v, s.envID)
+	r.rep.Fingerprint = Fingerprint(*src, j, s.envID)
 	log.WithFields(logrus.Fields{"opset": src.Opset, "ir_version": src.IRVersion, "nodes": src.Nodes}).
 		Debugf("ONNX ops: %s", src.OpSummary())
 
@@ -263,19 +265,90 @@ func (r *run) convert(ctx context.Context, m config.Model, v config.VerifyConfig
 			m.Input, reference, worst(ver.Outputs), ver.Atol, ver.Rtol, where, paths.FailedReport)}
 	}
 
-	out.SizeBytes, out.StateDictSizeBytes = fileSize(tmpModel), fileSize(tmpState)
+	var moves []move
+	if j.Artifacts.Wants(config.ArtifactCheckpoint) {
+		moves = append(moves, move{tmpModel, paths.Model})
+		out.SizeBytes = fileSize(tmpModel)
+	} else {
+		out.Path, out.SHA256 = "", ""
+	}
+	if j.Artifacts.Wants(config.ArtifactStateDict) {
+		moves = append(moves, move{tmpState, paths.StateDict})
+		out.StateDictSizeBytes = fileSize(tmpState)
+	} else {
+		out.StateDictPath, out.StateDictSHA256 = "", ""
+	}
+	portable, err := r.exportAll(ctx, job, j, paths, metadata)
+	if err != nil {
+		return err
+	}
+	moves = append(moves, portable...)
+
 	r.rep.Status = report.StatusConverted
 	r.rep.TotalSeconds = time.Since(start).Seconds()
 	tmpReport := r.temp(paths.Report)
 	if err := report.Write(tmpReport, r.rep); err != nil {
 		return &Error{Input: m.Input, Stage: "save", Msg: fmt.Sprintf("writing report %s: %v; the previous outputs were kept", paths.Report, err)}
 	}
-	if err := publish([]move{{tmpModel, paths.Model}, {tmpState, paths.StateDict}, {tmpReport, paths.Report}}); err != nil {
+	if err := publish(append(moves, move{tmpReport, paths.Report})); err != nil {
 		return &Error{Input: m.Input, Stage: "save", Msg: fmt.Sprintf("%s: %v; the previous outputs were kept", m.Input, err)}
 	}
-	log.Infof("Saved to %s", paths.Model)
+	// A portable artifact an earlier conversion wrote and this one could
+	// not is no longer the model's: the new report does not vouch for it.
+	for _, a := range r.rep.Artifacts {
+		if a.Path == "" {
+			os.Remove(paths.Artifact(a.Format))
+		}
+	}
+	for _, mv := range moves {
+		log.Infof("Saved to %s", mv.dst)
+	}
 	log.Debugf("Report written to %s", paths.Report)
 	return nil
+}
+
+// loadSnippets say how to load each portable format, given its path.
+var loadSnippets = map[string]string{
+	config.ArtifactTorchScript: "import torch\nmodel = torch.jit.load(%q)",
+	config.ArtifactExported:    "import torch\nmodel = torch.export.load(%q).module()",
+}
+
+// exportAll makes and checks the portable artifacts j asks for, recording
+// each in the report, and returns the files to publish. A format that
+// fails is left out with a warning, or fails the conversion when the user
+// asked for it.
+func (r *run) exportAll(ctx context.Context, job *pyembed.Object, j config.Job, paths config.OutputPaths, metadata map[string]any) ([]move, error) {
+	var moves []move
+	for _, format := range j.Artifacts.Formats {
+		if !config.Portable(format) {
+			continue
+		}
+		final := paths.Artifact(format)
+		tmp := r.temp(final)
+		var a report.Artifact
+		if err := r.step(ctx, "export", job, "export", &a, format, tmp, metadata); err != nil {
+			return nil, err
+		}
+		if a.Error != "" {
+			where := ""
+			if a.Node != "" {
+				where = " at " + a.Node
+			}
+			if j.Artifacts.Required {
+				return nil, &Error{Input: j.Model.Input, Stage: "export", Msg: fmt.Sprintf(
+					"%s: the %s artifact failed%s: %s; no outputs written", j.Model.Input, format, where, a.Error)}
+			}
+			r.log.WithField("artifact", format).Warnf("No %s artifact%s: %s", format, where, a.Error)
+			r.rep.Artifacts = append(r.rep.Artifacts, a)
+			continue
+		}
+		a.Path, a.SizeBytes, a.Load = final, fileSize(tmp), fmt.Sprintf(loadSnippets[format], final)
+		r.log.WithFields(logrus.Fields{"artifact": format, "batches": a.Batches}).
+			Infof("Checked %s with torch alone: max abs diff %s", format, fmtDiff(a.Verification.MaxAbsDiff()))
+		r.rep.Artifacts = append(r.rep.Artifacts, a)
+		moves = append(moves, move{tmp, final})
+	}
+	return moves, nil
 }
 
 // logNormalisation says what the pre-flight found and what each pass did.
@@ -386,9 +459,10 @@ func (r *run) fail(stage string, err error) error {
 		Msg: fmt.Sprintf("%s: %s failed: %s: %s (run with --verbose for the traceback)", r.input, stage, pe.Type, msg)}
 }
 
-// temp names a temporary file beside path and remembers it for cleanup.
+// temp names a temporary file beside path, with path's extension (some
+// writers check it), and remembers it for cleanup.
 func (r *run) temp(path string) string {
-	tmp := tempName(path, "tmp")
+	tmp := tempName(path, "tmp") + filepath.Ext(path)
 	r.temps = append(r.temps, tmp)
 	return tmp
 }

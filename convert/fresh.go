@@ -16,22 +16,23 @@ import (
 
 // fingerprintFormat changes when what a conversion writes changes in a way
 // the other inputs of the fingerprint do not show.
-const fingerprintFormat = 2
+const fingerprintFormat = 3
 
 // Fingerprint identifies a conversion's inputs: the ONNX file's content
 // and that of its external data files, the model's probe data, the
-// verification settings, the Python helpers and the virtualenv (which
-// includes its packages' versions).
-func Fingerprint(src report.Source, m config.Model, v config.VerifyConfig, envID string) string {
+// verification settings, the artifacts asked for, the Python helpers and
+// the virtualenv (which includes its packages' versions).
+func Fingerprint(src report.Source, j config.Job, envID string) string {
 	data, _ := json.Marshal(struct {
-		Format   int                   `json:"format"`
-		Source   string                `json:"source"`
-		External []report.ExternalFile `json:"external"`
-		Data     []string              `json:"data"`
-		Verify   config.VerifyConfig   `json:"verify"`
-		Helpers  string                `json:"helpers"`
-		Env      string                `json:"env"`
-	}{fingerprintFormat, src.SHA256, src.ExternalData, dataSHA256(m.Data), v, python.Version(), envID})
+		Format    int                   `json:"format"`
+		Source    string                `json:"source"`
+		External  []report.ExternalFile `json:"external"`
+		Data      []string              `json:"data"`
+		Verify    config.VerifyConfig   `json:"verify"`
+		Artifacts config.Artifacts      `json:"artifacts"`
+		Helpers   string                `json:"helpers"`
+		Env       string                `json:"env"`
+	}{fingerprintFormat, src.SHA256, src.ExternalData, dataSHA256(j.Model.Data), j.Verify, j.Artifacts, python.Version(), envID})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }
@@ -67,7 +68,8 @@ func dataSHA256(d *config.Data) []string {
 // UpToDate reports whether m's outputs are those a conversion with the same
 // inputs wrote, untouched since; if not, it says why. It reads files only:
 // no Python is needed to decide.
-func UpToDate(m config.Model, v config.VerifyConfig, envID string) (bool, string) {
+func UpToDate(j config.Job, envID string) (bool, string) {
+	m := j.Model
 	paths := m.Paths()
 	rep, err := report.Read(paths.Report)
 	if err != nil {
@@ -90,14 +92,24 @@ func UpToDate(m config.Model, v config.VerifyConfig, envID string) (bool, string
 			return false, "external data " + f.Location + " changed"
 		}
 	}
-	if rep.Fingerprint != Fingerprint(rep.Source, m, v, envID) {
+	if rep.Fingerprint != Fingerprint(rep.Source, j, envID) {
 		return false, "settings, probe data, helpers or Python packages changed"
 	}
 	out := rep.Output
-	for _, f := range []struct{ path, recorded, sha256 string }{
-		{paths.Model, out.Path, out.SHA256},
-		{paths.StateDict, out.StateDictPath, out.StateDictSHA256},
-	} {
+	type written struct{ path, recorded, sha256 string }
+	var files []written
+	if j.Artifacts.Wants(config.ArtifactCheckpoint) {
+		files = append(files, written{paths.Model, out.Path, out.SHA256})
+	}
+	if j.Artifacts.Wants(config.ArtifactStateDict) {
+		files = append(files, written{paths.StateDict, out.StateDictPath, out.StateDictSHA256})
+	}
+	for _, a := range rep.Artifacts {
+		if a.Path != "" {
+			files = append(files, written{paths.Artifact(a.Format), a.Path, a.SHA256})
+		}
+	}
+	for _, f := range files {
 		if sum, err := fileSHA256(f.path); err != nil || sum != f.sha256 || f.recorded != f.path {
 			return false, f.path + " is missing or was changed"
 		}

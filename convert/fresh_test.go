@@ -11,12 +11,13 @@ import (
 )
 
 // converted lays out what a successful conversion leaves behind and
-// returns the model and settings it was made with.
-func converted(t *testing.T) (config.Model, config.VerifyConfig) {
+// returns the job it was made with.
+func converted(t *testing.T) config.Job {
 	t.Helper()
 	dir := t.TempDir()
 	m := config.Model{Input: filepath.Join(dir, "m.onnx"), Output: filepath.Join(dir, "m.pt")}
 	v := config.VerifyConfig{BatchSizes: []int{1, 4}, Atol: 1e-5, Rtol: 1e-4}
+	j := config.Job{Model: m, Verify: v, Artifacts: (&config.Config{}).ArtifactsFor(m)}
 	write := func(path, content string) {
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
@@ -27,6 +28,7 @@ func converted(t *testing.T) (config.Model, config.VerifyConfig) {
 	write(filepath.Join(dir, "m.data"), "external weights")
 	write(paths.Model, "pt bytes")
 	write(paths.StateDict, "state")
+	write(paths.Exported, "program")
 	sum := func(path string) string {
 		s, err := fileSHA256(path)
 		if err != nil {
@@ -38,54 +40,74 @@ func converted(t *testing.T) (config.Model, config.VerifyConfig) {
 		{Location: "m.data", SHA256: sum(filepath.Join(dir, "m.data")), SizeBytes: 16},
 	}}
 	rep := &report.Report{
-		Fingerprint: Fingerprint(src, m, v, "env1"),
+		Fingerprint: Fingerprint(src, j, "env1"),
 		Source:      src,
 		Output: report.Output{Path: paths.Model, SHA256: sum(paths.Model),
 			StateDictPath: paths.StateDict, StateDictSHA256: sum(paths.StateDict), StateDictSizeBytes: 5},
 		Verification: report.Verification{Passed: true},
+		Artifacts: []report.Artifact{
+			{Format: config.ArtifactTorchScript, Error: "tracing failed"},
+			{Format: config.ArtifactExported, Path: paths.Exported, SHA256: sum(paths.Exported)},
+		},
 	}
 	if err := report.Write(paths.Report, rep); err != nil {
 		t.Fatal(err)
 	}
-	return m, v
+	return j
 }
 
 func TestUpToDate(t *testing.T) {
-	m, v := converted(t)
-	if fresh, why := UpToDate(m, v, "env1"); !fresh {
+	if fresh, why := UpToDate(converted(t), "env1"); !fresh {
 		t.Fatalf("an untouched conversion is not up to date: %s", why)
 	}
 	for _, c := range []struct {
 		name   string
-		change func(m *config.Model, v *config.VerifyConfig, env *string)
+		change func(j *config.Job, env *string)
 		why    string
 	}{
-		{"input changed", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+		{"input changed", func(j *config.Job, _ *string) {
+			m := j.Model
 			os.WriteFile(m.Input, []byte("other"), 0o644)
 		}, "m.onnx changed"},
-		{"external data changed", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+		{"external data changed", func(j *config.Job, _ *string) {
+			m := j.Model
 			os.WriteFile(filepath.Join(filepath.Dir(m.Input), "m.data"), []byte("other weights"), 0o644)
 		}, "external data m.data changed"},
-		{"external data removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+		{"external data removed", func(j *config.Job, _ *string) {
+			m := j.Model
 			os.Remove(filepath.Join(filepath.Dir(m.Input), "m.data"))
 		}, "external data m.data changed"},
-		{"tolerance changed", func(_ *config.Model, v *config.VerifyConfig, _ *string) { v.Atol = 1e-3 }, "settings"},
-		{"environment changed", func(_ *config.Model, _ *config.VerifyConfig, env *string) { *env = "env2" }, "Python packages changed"},
-		{"output edited", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+		{"tolerance changed", func(j *config.Job, _ *string) { j.Verify.Atol = 1e-3 }, "settings"},
+		{"environment changed", func(_ *config.Job, env *string) { *env = "env2" }, "Python packages changed"},
+		{"output edited", func(j *config.Job, _ *string) {
+			m := j.Model
 			os.WriteFile(m.Output, []byte("edited"), 0o644)
 		}, "was changed"},
-		{"output removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(m.Output) }, "is missing"},
-		{"state dict removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(m.Paths().StateDict) }, "state_dict.pt is missing"},
-		{"state dict edited, same size", func(m *config.Model, _ *config.VerifyConfig, _ *string) {
+		{"output removed", func(j *config.Job, _ *string) {
+			os.Remove(j.Model.Output)
+		}, "is missing"},
+		{"state dict removed", func(j *config.Job, _ *string) {
+			os.Remove(j.Model.Paths().StateDict)
+		}, "state_dict.pt is missing"},
+		{"state dict edited, same size", func(j *config.Job, _ *string) {
+			m := j.Model
 			os.WriteFile(m.Paths().StateDict, []byte("STATE"), 0o644)
 		}, "state_dict.pt is missing or was changed"},
-		{"report removed", func(m *config.Model, _ *config.VerifyConfig, _ *string) { os.Remove(m.Paths().Report) }, "no report"},
+		{"artifacts changed", func(j *config.Job, _ *string) {
+			j.Artifacts = config.Artifacts{Formats: []string{config.ArtifactCheckpoint}, Required: true}
+		}, "settings"},
+		{"exported program edited", func(j *config.Job, _ *string) {
+			os.WriteFile(j.Model.Paths().Exported, []byte("other program"), 0o644)
+		}, "m.pt2 is missing or was changed"},
+		{"report removed", func(j *config.Job, _ *string) {
+			os.Remove(j.Model.Paths().Report)
+		}, "no report"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m, v := converted(t)
+			j := converted(t)
 			env := "env1"
-			c.change(&m, &v, &env)
-			fresh, why := UpToDate(m, v, env)
+			c.change(&j, &env)
+			fresh, why := UpToDate(j, env)
 			if fresh || !strings.Contains(why, c.why) {
 				t.Errorf("fresh=%v why=%q, want stale because %q", fresh, why, c.why)
 			}

@@ -93,9 +93,8 @@ type Fatal struct {
 
 // Convert asks for one model's conversion.
 type Convert struct {
-	ID     int                 `json:"id"`
-	Model  config.Model        `json:"model"`
-	Verify config.VerifyConfig `json:"verify"`
+	ID  int        `json:"id"`
+	Job config.Job `json:"job"`
 }
 
 // Stage says model ID entered a step of its conversion.

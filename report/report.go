@@ -24,14 +24,16 @@ type Report struct {
 	Fingerprint string `json:"fingerprint"`
 	Source      Source `json:"source"`
 	// Normalisation is what the pre-flight found and what was rewritten.
-	Normalisation Normalisation     `json:"normalisation"`
-	Output        Output            `json:"output"`
-	Weights       Weights           `json:"weights"`
-	Probes        []Probe           `json:"probes"`
-	Verification  Verification      `json:"verification"`
-	Timings       []Timing          `json:"timings"`
-	TotalSeconds  float64           `json:"total_seconds"`
-	Versions      map[string]string `json:"versions"`
+	Normalisation Normalisation `json:"normalisation"`
+	Output        Output        `json:"output"`
+	Weights       Weights       `json:"weights"`
+	Probes        []Probe       `json:"probes"`
+	Verification  Verification  `json:"verification"`
+	// Artifacts are the portable formats tried, written or not.
+	Artifacts    []Artifact        `json:"artifacts"`
+	Timings      []Timing          `json:"timings"`
+	TotalSeconds float64           `json:"total_seconds"`
+	Versions     map[string]string `json:"versions"`
 }
 
 // Report statuses.
@@ -201,6 +203,26 @@ type Verification struct {
 	// from onnxruntime's beyond tolerance: looked for when verification
 	// fails, or always with verify.locate.
 	Divergence *Divergence `json:"divergence"`
+}
+
+// Artifact is a portable format of the converted model (TorchScript, a
+// torch.export program), checked with torch alone: Path is empty, and
+// Error says why, when it was not written.
+type Artifact struct {
+	Format    string `json:"format"`
+	Path      string `json:"path,omitempty"`
+	SizeBytes int64  `json:"size_bytes,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	// Load is how to load it, in Python.
+	Load string `json:"load,omitempty"`
+	// Batches are the batch sizes it was checked at (0: the user's data).
+	Batches      []int         `json:"batches"`
+	Verification *Verification `json:"verification"`
+	// Rewrites counts the export-friendly replacements made, by module.
+	Rewrites map[string]int `json:"rewrites,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	// Node is the converted model's module that failed, "name (Class)".
+	Node string `json:"node,omitempty"`
 }
 
 // MaxAbsDiff is the largest absolute difference over all outputs; nil

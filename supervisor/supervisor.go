@@ -46,10 +46,7 @@ type Options struct {
 }
 
 // Task is one model to convert.
-type Task struct {
-	Model  config.Model
-	Verify config.VerifyConfig
-}
+type Task = config.Job
 
 // Events hears what happens to each task, by its index. The methods are
 // called from several goroutines, but those of one task in order:

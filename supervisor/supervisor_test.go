@@ -52,7 +52,8 @@ func openFake(ctx context.Context, _ protocol.Start, log logrus.FieldLogger, onS
 	return fake{log}, map[string]string{"fake": "1"}, nil
 }
 
-func (f fake) Convert(ctx context.Context, m config.Model, v config.VerifyConfig) (*report.Report, error) {
+func (f fake) Convert(ctx context.Context, j config.Job) (*report.Report, error) {
+	m := j.Model
 	f.log.WithField("model", m.Input).Infof("converting %s", m.Input)
 	switch {
 	case strings.HasPrefix(m.Input, "fail"):

@@ -151,7 +151,7 @@ func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Ou
 	start := time.Now()
 	defer func() { o.Seconds = time.Since(start).Seconds() }()
 	w.tail.reset()
-	w.send.Send(protocol.Message{Type: protocol.TypeConvert, Convert: &protocol.Convert{ID: i, Model: t.Model, Verify: t.Verify}})
+	w.send.Send(protocol.Message{Type: protocol.TypeConvert, Convert: &protocol.Convert{ID: i, Job: t}})
 
 	var timeout, grace <-chan time.Time
 	if s.opts.Timeout > 0 {

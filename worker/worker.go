@@ -22,7 +22,7 @@ import (
 
 // Converter converts one model; convert.Session is the real one.
 type Converter interface {
-	Convert(ctx context.Context, m config.Model, v config.VerifyConfig) (*report.Report, error)
+	Convert(ctx context.Context, j config.Job) (*report.Report, error)
 }
 
 // Opener starts the session a worker hosts, logging to log, and says how
@@ -125,7 +125,7 @@ func (w *server) convert(ctx context.Context, conv Converter, req *protocol.Conv
 		w.mu.Unlock()
 	}()
 	res := &protocol.Result{ID: req.ID}
-	rep, err := conv.Convert(ctx, req.Model, req.Verify)
+	rep, err := conv.Convert(ctx, req.Job)
 	res.RSSBytes, res.PeakRSSBytes = memory()
 	res.Report = rep // also a failed conversion's report, when it has one
 	if err == nil {
@@ -137,8 +137,8 @@ func (w *server) convert(ctx context.Context, conv Converter, req *protocol.Conv
 		e.Stage, e.Detail = ce.Stage, ce.Detail
 	}
 	if !e.Interrupted {
-		if _, serr := os.Stat(req.Model.Paths().FailedReport); serr == nil {
-			e.FailedReport = req.Model.Paths().FailedReport
+		if failed := req.Job.Model.Paths().FailedReport; fileExists(failed) {
+			e.FailedReport = failed
 		}
 	}
 	res.Error = e
@@ -176,3 +176,8 @@ func (w *server) Fire(e *logrus.Entry) error {
 // send writes a message; when the supervisor is gone there is no one to
 // tell, and the end of the request pipe stops the worker.
 func (w *server) send(m protocol.Message) { _ = w.out.Send(m) }
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -56,6 +56,13 @@ type familyReport struct {
 		Atol   float64 `json:"atol"`
 		Rtol   float64 `json:"rtol"`
 	} `json:"verification"`
+	Artifacts []struct {
+		Format  string `json:"format"`
+		Path    string `json:"path"`
+		Batches []int  `json:"batches"`
+		Error   string `json:"error"`
+		Node    string `json:"node"`
+	} `json:"artifacts"`
 }
 
 func TestFamilies(t *testing.T) {
@@ -180,6 +187,7 @@ func checkFamilyOutcome(t *testing.T, dir string, m familyModel) bool {
 		if _, err := os.Stat(base + ".pt"); err != nil {
 			t.Errorf("%s: converted without a model file: %v", m.Name, err)
 		}
+		checkFamilyArtifacts(t, dir, m, rep)
 		return true
 	}
 	data, err := os.ReadFile(base + ".failed.report.json")
@@ -205,6 +213,33 @@ func checkFamilyOutcome(t *testing.T, dir string, m familyModel) bool {
 		t.Logf("%s failed at %s: %s", m.Name, rep.Failure.Stage, msg)
 	}
 	return false
+}
+
+// checkFamilyArtifacts checks that both portable formats were tried and
+// each either written (checked at batch sizes 1, 3 and 6) or explained, and
+// logs the model's line of the artifact table.
+func checkFamilyArtifacts(t *testing.T, dir string, m familyModel, rep familyReport) {
+	t.Helper()
+	row := []string{m.Name}
+	for i, want := range []string{"torchscript", "exported"} {
+		if i >= len(rep.Artifacts) || rep.Artifacts[i].Format != want {
+			t.Errorf("%s: artifacts %+v, want torchscript then exported", m.Name, rep.Artifacts)
+			return
+		}
+		a := rep.Artifacts[i]
+		switch {
+		case a.Path != "":
+			if _, err := os.Stat(filepath.Join(dir, a.Path)); err != nil || fmt.Sprint(a.Batches) != "[1 3 6]" {
+				t.Errorf("%s: %s at %s checked at %v: %v", m.Name, want, a.Path, a.Batches, err)
+			}
+			row = append(row, "yes")
+		case a.Error != "":
+			row = append(row, fmt.Sprintf("no: %s %s", a.Node, a.Error))
+		default:
+			t.Errorf("%s: %s neither written nor explained", m.Name, want)
+		}
+	}
+	t.Logf("artifacts | %s |", strings.Join(row, " | "))
 }
 
 func namesFailure(failures []nodeFailure, m familyModel) bool {

@@ -159,7 +159,8 @@ func TestFailedVerificationWritesAFailureReport(t *testing.T) {
 	if r := onnx2pt(t, dir, "convert", "--input", "resnet8.onnx"); r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
-	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.state_dict.pt", "resnet8.report.json")
+	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.state_dict.pt", "resnet8.report.json",
+		"resnet8.torchscript.pt", "resnet8.pt2")
 }
 
 func readJSON(t *testing.T, path string) map[string]any {

@@ -6,7 +6,6 @@ package main
 // what happened to every model.
 
 import (
-	"bufio"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -52,10 +51,12 @@ func hooked(t *testing.T, dir, tmp string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// writeConfig writes a config converting models beside themselves, without
+// the portable artifacts (these tests are about workers, not formats).
 func writeConfig(t *testing.T, path string, models ...string) {
 	t.Helper()
 	var b strings.Builder
-	b.WriteString("models:\n")
+	b.WriteString("artifacts: [checkpoint, state_dict]\nmodels:\n")
 	for _, m := range models {
 		fmt.Fprintf(&b, "  - {input: %s, output: %s.pt}\n", m, strings.TrimSuffix(m, ".onnx"))
 	}
@@ -262,33 +263,10 @@ func TestInterruptDuringANativeCall(t *testing.T) {
 	dir, tmp := t.TempDir(), t.TempDir()
 	python(t, dir, customOpModel, "Hang", "hang.onnx")
 	cmd := hooked(t, dir, tmp, "convert", "--input", "hang.onnx", "-v")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var log strings.Builder
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "Loading ONNX model from hang.onnx") {
-			break
-		}
-	}
 	// The pre-flight reaches the hanging converter's sleep(600) at once.
-	time.Sleep(time.Second)
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	sent := time.Now()
-	rest, _ := io.ReadAll(stderr)
-	log.Write(rest)
-	err = cmd.Wait()
-	took := time.Since(sent)
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
-		t.Fatalf("exit: %v, want 130\n%s", err, log.String())
+	code, took, log := interruptAt(t, cmd, "Loading ONNX model from hang.onnx", time.Second)
+	if code != 130 {
+		t.Fatalf("exit %d, want 130\n%s", code, log)
 	}
 	t.Logf("stopped %v after the interrupt", took)
 	if took > 2*time.Second {

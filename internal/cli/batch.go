@@ -51,11 +51,11 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 	var tasks []supervisor.Task
 	var taskIndex []int // tasks[k] is models[taskIndex[k]]
 	for i, m := range models {
-		if !force && a.upToDate(cfg, m, env.ID) {
+		if !force && a.upToDate(cfg.Job(m), env.ID) {
 			outcomes[i] = report.Outcome{Input: m.Input, Output: m.Output, Result: report.ResultUpToDate, Report: m.Paths().Report}
 			continue
 		}
-		tasks = append(tasks, supervisor.Task{Model: m, Verify: cfg.Effective(m)})
+		tasks = append(tasks, cfg.Job(m))
 		taskIndex = append(taskIndex, i)
 	}
 
@@ -92,9 +92,10 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 }
 
 // upToDate tells whether m's outputs match its input, logging it if so.
-func (a *app) upToDate(cfg *config.Config, m config.Model, envID string) bool {
+func (a *app) upToDate(j config.Job, envID string) bool {
+	m := j.Model
 	log := a.log.WithField("model", m.Input)
-	fresh, why := convert.UpToDate(m, cfg.Effective(m), envID)
+	fresh, why := convert.UpToDate(j, envID)
 	if !fresh {
 		log.Debugf("Converting %s: %s", m.Input, why)
 		return false
@@ -119,7 +120,7 @@ func (a *app) supervise(cmd *cobra.Command, cfg *config.Config, env *venv.Env, t
 	}
 	maxRSS, _ := cfg.Run.MaxWorkerBytes() // validated
 	opts := supervisor.Options{
-		Command:   func() *exec.Cmd { return exec.Command(self, "worker") },
+		Command:   func() *exec.Cmd { return workerCommand(self, jobs) },
 		Start:     protocol.Start{Venv: env.Dir, EnvID: env.ID, Helpers: helpers, LogLevel: a.log.GetLevel().String()},
 		Jobs:      jobs,
 		Timeout:   cfg.Run.Timeout,
@@ -135,6 +136,19 @@ func (a *app) supervise(cmd *cobra.Command, cfg *config.Config, env *venv.Env, t
 	outcomes, err := supervisor.Run(cmd.Context(), opts, tasks, view)
 	view.finish(outcomes, time.Since(start))
 	return outcomes, err
+}
+
+// workerCommand starts a worker. With several workers, each gets its share
+// of the cores for torch's and onnxruntime's thread pools (unless
+// OMP_NUM_THREADS says otherwise): by default each would use every core,
+// and N workers would fight over them.
+func workerCommand(self string, jobs int) *exec.Cmd {
+	cmd := exec.Command(self, "worker")
+	cmd.Env = os.Environ()
+	if _, set := os.LookupEnv("OMP_NUM_THREADS"); !set && jobs > 1 {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("OMP_NUM_THREADS=%d", max(1, runtime.NumCPU()/jobs)))
+	}
+	return cmd
 }
 
 // batchError is the error a batch ends with: nil when no model failed, the

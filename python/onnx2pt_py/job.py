@@ -11,7 +11,8 @@ import platform
 
 import numpy as np
 
-from . import locate, model_info, normalise, outputs, parity, probes
+from . import artifacts as artifacts_mod
+from . import exportable, locate, model_info, normalise, outputs, parity, probes
 from .errors import UserError, first_line
 
 
@@ -50,6 +51,7 @@ class ConversionJob:
         expected=None,
         locate=False,
         int_bounds=None,
+        artifacts=(),
     ):
         self.path = path  # as the user gave it, for messages
         # Absolute paths: steps that read external tensors run in the model's
@@ -63,6 +65,7 @@ class ConversionJob:
         self.seed = int(seed)
         self.data = data and os.path.abspath(data)  # .npz or folder of .npy: the inputs of one probe
         self.expected_data = expected and os.path.abspath(expected)  # same, the expected outputs
+        self.artifacts = [a for a in artifacts if a in artifacts_mod.FORMATS]  # portable formats wanted
         self.onnx_model = None
         self.normalised = None
         self.plan = None
@@ -70,9 +73,13 @@ class ConversionJob:
         self.torch_model = None
         self._probes = None  # [(batch or None, [np.ndarray inputs])]
         self._expected = None  # [[np.ndarray outputs]] per probe
+        self._session = None  # onnxruntime on the original model
+        self._rewrites = {}  # export-friendly replacements made to torch_model
 
     def load(self):
         """Load and check the ONNX model; describe it."""
+        if self.artifacts:
+            artifacts_mod.Checker.start()  # its torch import overlaps with the conversion
         self.onnx_model, locations = model_info.load_model(self.path)
         external = model_info.external_files(self.path, locations)
         self.info = model_info.describe(self.onnx_model, self.path, external)
@@ -178,6 +185,57 @@ class ConversionJob:
             result["divergence"] = self.find_divergence(reloaded)
         return result
 
+    def export(self, fmt, path, metadata):
+        """Write the model as a portable artifact (artifacts.FORMATS) to path
+        and check it with torch alone against the expected outputs, at every
+        probe and at a batch size no probe used. A failure is returned, not
+        raised: the host decides whether it fails the conversion."""
+        path = os.path.abspath(path)  # written from the model's folder
+        result = {"format": fmt, "sha256": "", "batches": [], "verification": None, "error": None, "node": None}
+        result["rewrites"] = {}
+        specs = self.info["inputs"]
+        checks = self.probes()
+        expected = self.expected()
+        if not self.data:
+            bounds = {**probes.int_bounds(self.onnx_model), **self.int_bounds}
+            extra = artifacts_mod.unseen_batch(self.batch_sizes)
+            example = probes.make_inputs(
+                specs, artifacts_mod.example_batch(self.batch_sizes), self.dims, self.seed, bounds
+            )
+            unseen = (extra, probes.make_inputs(specs, extra, self.dims, self.seed + extra, bounds))
+            checks = checks + [unseen]
+            expected = expected + self.expected_for([unseen[1]])
+        else:
+            example = checks[0][1]
+        try:
+            for name, count in exportable.make_exportable(self.torch_model).items():
+                self._rewrites[name] = self._rewrites.get(name, 0) + count
+            result["rewrites"] = dict(self._rewrites)
+            with self.in_folder():
+                artifacts_mod.write(fmt, self.torch_model, example, specs, path, metadata)
+        except Exception as e:
+            result["error"] = f"{'tracing' if fmt == 'torchscript' else 'exporting'} failed: {first_line(e)}"
+            result["node"] = artifacts_mod.failing_node(self.torch_model, e)
+            return result
+        result["sha256"] = model_info.sha256_file(path)
+        result["batches"] = [b or 0 for b, _ in checks]
+        actual, error = artifacts_mod.check(fmt, path, [inputs for _, inputs in checks])
+        if error:
+            result["error"] = error
+            return result
+        names = [o["name"] for o in self.info["outputs"]]
+        try:
+            stats = parity.compare_all(names, expected, actual, self.atol, self.rtol)
+        except UserError as e:
+            result["error"] = str(e)
+            return result
+        result["verification"] = parity.summary(stats, self.atol, self.rtol)
+        if not result["verification"]["passed"]:
+            result["error"] = "its outputs differ from the expected ones beyond tolerance" + (
+                f" (batch sizes {result['batches']})" if len(result["batches"]) > 1 else ""
+            )
+        return result
+
     def find_divergence(self, model):
         """The first node where model parts from onnxruntime on the first
         probe (see locate.py), or None."""
@@ -209,12 +267,17 @@ class ConversionJob:
                 names = [o["name"] for o in self.info["outputs"]]
                 self._expected = [probes.load_arrays(self.expected_data, names, "expected outputs")]
             else:
-                try:
-                    session = parity.onnxruntime_session(self.abspath)
-                except Exception as e:
-                    raise UserError(f"{self.path}: onnxruntime cannot run the model: {first_line(e)}") from e
-                self._expected = [session.run(None, self.feed(inputs)) for _, inputs in self.probes()]
+                self._expected = self.expected_for([inputs for _, inputs in self.probes()])
         return self._expected
+
+    def expected_for(self, probe_inputs):
+        """onnxruntime's outputs on the original model for each probe's inputs."""
+        if self._session is None:
+            try:
+                self._session = parity.onnxruntime_session(self.abspath)
+            except Exception as e:
+                raise UserError(f"{self.path}: onnxruntime cannot run the model: {first_line(e)}") from e
+        return [self._session.run(None, self.feed(inputs)) for inputs in probe_inputs]
 
     def feed(self, inputs):
         return dict(zip((i["name"] for i in self.info["inputs"]), inputs))

@@ -13,6 +13,11 @@ def onnxruntime_session(model):
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # A worker that shares the machine with others is given its share of the
+    # cores this way (torch reads the same variable).
+    threads = os.environ.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and int(threads) > 0:
+        options.intra_op_num_threads = int(threads)
     if not isinstance(model, (str, bytes, os.PathLike)):
         model = model.SerializeToString()
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])

@@ -1,0 +1,61 @@
+package main
+
+// End-to-end tests of the portable artifacts' rules: by default a format
+// that fails is left out and explained; asked for by name, it fails the
+// conversion and nothing is written.
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// computedReshape writes m.onnx: y = Reshape(x, shape computed from x's
+// shape), which torch.export cannot export (the target is data-dependent).
+const computedReshape = `
+import numpy as np, onnx
+from onnx import TensorProto, helper, numpy_helper
+inits = [numpy_helper.from_array(np.array(v, np.int64), n)
+         for n, v in (("start", [0]), ("end", [1]), ("tail", [2, 2]))]
+nodes = [helper.make_node("Shape", ["x"], ["s"]),
+         helper.make_node("Slice", ["s", "start", "end"], ["n"]),
+         helper.make_node("Concat", ["n", "tail"], ["shape"], axis=0),
+         helper.make_node("Reshape", ["x", "shape"], ["y"], name="the_reshape")]
+graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 2, 2])], inits)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 8
+onnx.save(model, "m.onnx")
+`
+
+func TestAPortableArtifactThatFails(t *testing.T) {
+	dir := t.TempDir()
+	python(t, dir, computedReshape)
+
+	// Asked for by name: the conversion fails, nothing is written.
+	r := onnx2pt(t, dir, "convert", "--input", "m.onnx", "--artifacts", "checkpoint,exported")
+	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "the exported artifact failed at the_reshape (OnnxReshape)") {
+		t.Fatalf("exit %d, last line %q", r.code, lastLine(r.stderr))
+	}
+	assertOnly(t, dir, "m.onnx", "m.failed.report.json")
+
+	// By default: converted without it, and the report says why.
+	r = onnx2pt(t, dir, "convert", "--input", "m.onnx")
+	if r.code != 0 || !strings.Contains(r.stderr, "No exported artifact at the_reshape (OnnxReshape)") {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	rep := readJSON(t, filepath.Join(dir, "m.report.json"))
+	arts, _ := rep["artifacts"].([]any)
+	if len(arts) != 2 {
+		t.Fatalf("report artifacts %v", rep["artifacts"])
+	}
+	exported := arts[1].(map[string]any)
+	if exported["format"] != "exported" || exported["path"] != nil || !strings.HasPrefix(exported["error"].(string), "exporting failed") {
+		t.Errorf("exported artifact reported as %v", exported)
+	}
+	files := []string{"m.onnx", "m.pt", "m.state_dict.pt", "m.report.json"}
+	if ts := arts[0].(map[string]any); ts["path"] != nil {
+		files = append(files, "m.torchscript.pt") // a trace whose check passed
+	}
+	assertOnly(t, dir, files...)
+}

@@ -1,0 +1,90 @@
+"""Load portable artifacts with torch alone and run them on saved inputs.
+
+Run as a script in its own interpreter (python -I artifact_check.py), never
+imported: onnx2torch and onnx2pt's helpers are blocked before anything
+else, so an artifact that needs them fails here instead of on its user's
+machine. It serves requests one per line on stdin, each the path of a JSON
+file naming the artifact, its format, and .npz files of inputs; the outputs
+go to .npz files beside them, and one JSON line on stdout answers each
+request. Nothing here unpickles: .npz files are read with
+allow_pickle=False, TorchScript and torch.export archives with their own
+loaders.
+"""
+
+import sys
+
+# Blocked, not merely unused: importing them now raises ImportError.
+BLOCKED = ("onnx2torch", "onnx2pt_py")
+for _name in BLOCKED:
+    sys.modules[_name] = None
+
+import json  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def load(fmt, path):
+    if fmt == "torchscript":
+        return torch.jit.load(path, map_location="cpu").eval()
+    if fmt == "exported":
+        return torch.export.load(path).module()
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def outputs_of(result):
+    if isinstance(result, (list, tuple)):
+        return list(result)
+    return [result]
+
+
+def cause(error):
+    """The line of an error's message that says what went wrong: the first,
+    except for TorchScript's, which puts it last, after a stack."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        return lines[-1]
+    return lines[0]
+
+
+def check(request_path):
+    """Answer one request: {"error": None} or {"error": reason}."""
+    with open(request_path) as f:
+        req = json.load(f)
+    try:
+        model = load(req["format"], req["path"])
+        for probe in req["probes"]:
+            with np.load(probe["inputs"], allow_pickle=False) as data:
+                inputs = [torch.from_numpy(data[f"arr_{i}"]) for i in range(len(data.files))]
+            with torch.no_grad():
+                outs = outputs_of(model(*inputs))
+            np.savez(probe["outputs"], *[o.detach().numpy() for o in outs])
+    except Exception as e:  # the parent reports it as the artifact's failure
+        return {"error": f"{type(e).__name__}: {cause(e)}"[:300]}
+    return {"error": None}
+
+
+def main():
+    try:
+        import onnx2torch  # noqa: F401
+
+        print(
+            json.dumps({"ready": False, "error": "onnx2torch could be imported; the check is not isolated"}), flush=True
+        )
+        return 1
+    except ImportError:
+        pass
+    # What torch.export.load needs, imported while the parent still converts.
+    import torch._dynamo  # noqa: F401
+    import torch.export  # noqa: F401
+
+    print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        print(json.dumps(check(line.strip())), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
