@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -24,10 +25,16 @@ type Config struct {
 	Verify VerifyConfig `mapstructure:"verify"`
 	Log    LogConfig    `mapstructure:"log"`
 	Run    RunConfig    `mapstructure:"run"`
-	Models []Model      `mapstructure:"models"`
+	// Artifacts are the formats to write for every model (ArtifactFormats);
+	// nil is the default: all, the portable ones where they succeed.
+	Artifacts []string `mapstructure:"artifacts"`
+	Models    []Model  `mapstructure:"models"`
 
 	// File is the config file that was read, if any.
 	File string `mapstructure:"-"`
+	// Rebased lists the relative paths of the file that were rebased onto
+	// its directory, "key: from → to", for the debug log.
+	Rebased []string `mapstructure:"-"`
 }
 
 // PythonConfig says which interpreter and virtualenv to use.
@@ -86,6 +93,8 @@ type Model struct {
 	// Data, when set, replaces the random probes with the user's inputs
 	// (and, optionally, the outputs expected for them).
 	Data *Data `mapstructure:"data"`
+	// Artifacts overrides the global artifacts for this model.
+	Artifacts []string `mapstructure:"artifacts"`
 
 	// FromFlags marks a model given by --input/--output; problems with it
 	// name the flags rather than a config key.
@@ -157,8 +166,10 @@ func NewViper() *viper.Viper {
 }
 
 // Load reads file (if not empty) into v and decodes the result, refusing
-// keys it does not know.
-func Load(v *viper.Viper, file string) (*Config, error) {
+// keys it does not know. Relative paths from the file are rebased onto its
+// directory; fromCommandLine (nil: none) tells which keys flags set, whose
+// paths stay relative to the working directory like the environment's.
+func Load(v *viper.Viper, file string, fromCommandLine func(key string) bool) (*Config, error) {
 	if file != "" {
 		v.SetConfigFile(file)
 		if err := v.ReadInConfig(); err != nil {
@@ -174,9 +185,12 @@ func Load(v *viper.Viper, file string) (*Config, error) {
 		dc.ErrorUnused = true
 	})
 	if decodeErr != nil {
-		return nil, &UsageError{Where: file, Problems: tidyDecodeError(decodeErr)}
+		return nil, &UsageError{Where: file, Problems: explainUnknownKeys(tidyDecodeError(decodeErr))}
 	}
 	cfg.File = file
+	if file != "" {
+		cfg.resolveRelative(v, file, fromCommandLine)
+	}
 	return &cfg, nil
 }
 
@@ -240,8 +254,13 @@ func (c *Config) Validate() error {
 	default:
 		add("log.format: %q is not text or json", c.Log.Format)
 	}
-	validateVerify("verify", c.Verify, add)
+	var globalVerify []string
+	validateVerify("verify", c.Verify, func(format string, args ...any) {
+		globalVerify = append(globalVerify, fmt.Sprintf(format, args...))
+	})
+	problems = append(problems, globalVerify...)
 	c.Run.validate(add)
+	validateArtifacts("artifacts", c.Artifacts, add)
 
 	if len(c.Models) == 0 {
 		add("models: no models to convert (list them in the config file or pass --input)")
@@ -268,7 +287,16 @@ func (c *Config) Validate() error {
 		if m.Input != "" && m.Output != "" && sameFile(m.Input, m.Output) {
 			add("%s: same file as the input", outKey)
 		}
-		validateVerify(fmt.Sprintf("models[%d].verify", i), c.Effective(m), add)
+		// A model's own settings only: what it inherits was reported once,
+		// at the global key.
+		key := fmt.Sprintf("models[%d].verify", i)
+		validateVerify(key, c.Effective(m), func(format string, args ...any) {
+			msg := fmt.Sprintf(format, args...)
+			if !slices.Contains(globalVerify, "verify"+strings.TrimPrefix(msg, key)) {
+				problems = append(problems, msg)
+			}
+		})
+		validateArtifacts(fmt.Sprintf("models[%d].artifacts", i), m.Artifacts, add)
 		if d := m.Data; d != nil {
 			if d.Inputs == "" {
 				add("models[%d].data.inputs: missing (a .npz file or a folder of .npy files)", i)

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,10 +45,12 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"unknown flag", []string{"convert", "--nope"}, exitUsage, "unknown flag: --nope"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
-		{"output without input", []string{"convert", "--output", "x.pt"}, exitUsage, "--output needs --input"},
-		{"missing input", []string{"convert", "--input", filepath.Join(dir, "none.onnx")}, exitUsage, "--input: " + filepath.Join(dir, "none.onnx") + " does not exist"},
+		{"output without input", []string{"convert", "--output", "x.pt"}, exitUsage, "--output needs models to convert"},
+		{"missing input", []string{"convert", "--input", filepath.Join(dir, "none.onnx")}, exitUsage, filepath.Join(dir, "none.onnx") + " does not exist"},
 		{"unwritable output dir", []string{"convert", "-i", model, "-o", filepath.Join(dir, "no", "m.pt")}, exitUsage, "--output: directory"},
-		{"config typo", []string{"convert", "--config", badCfg}, exitUsage, "'verify' has invalid keys: atoll"},
+		{"config typo", []string{"convert", "--config", badCfg}, exitUsage, "verify.atoll: unknown key (did you mean verify.atol?)"},
+		{"inspect without a model", []string{"inspect"}, exitUsage, "inspect: name at least one ONNX model"},
+		{"extra argument", []string{"version", "extra"}, exitUsage, "version: unknown command"},
 		{"bad log level", []string{"version", "--log-level", "loud"}, exitUsage, `"loud" is not one of`},
 		{"flag overrides the file", []string{"convert", "--config", filepath.Join("..", "..", "config", "onnx2pt.yaml"), "--batch-sizes", "0"}, exitUsage, "batch_sizes: 0"},
 	} {
@@ -141,5 +144,110 @@ func TestInterpreterGivenTwice(t *testing.T) {
 	code, _, stderr := runCLI(t, "convert", "--python", "a", "--interpreter", "b")
 	if code != exitUsage || !strings.Contains(stderr, "--interpreter and --python both set python.interpreter") {
 		t.Errorf("exit %d:\n%s", code, stderr)
+	}
+}
+
+// TestValidationMessages runs every kind of settings problem through the
+// command line: each is one line naming the key or argument and what to
+// do, exits 2, and a global value the models inherit is reported once.
+func TestValidationMessages(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "m.onnx")
+	os.WriteFile(model, []byte("x"), 0o644)
+	os.Mkdir(filepath.Join(dir, "empty"), 0o755)
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	models := "models:\n  - {input: m.onnx, output: a.pt}\n  - {input: m.onnx, output: b.pt}\n"
+	for _, c := range []struct {
+		name   string
+		args   []string
+		says   []string
+		absent []string
+	}{
+		{"unknown key", []string{"-c", write("k1.yaml", "modelz: []\n"+models)},
+			[]string{"modelz: unknown key (did you mean models?)"}, nil},
+		{"unknown nested key", []string{"-c", write("k2.yaml", "verify: {batch_size: [1]}\nrun: {jbos: 2}\n"+models)},
+			[]string{"verify.batch_size: unknown key (did you mean verify.batch_sizes?)", "run.jbos: unknown key (did you mean run.jobs?)"}, nil},
+		{"unknown model key", []string{"-c", write("k3.yaml", "models:\n  - {inptu: m.onnx, output: a.pt, data: {input: x}}\n")},
+			[]string{"models[0].inptu: unknown key (did you mean models[0].input?)", "models[0].data.input: unknown key (did you mean models[0].data.inputs?)"}, nil},
+		{"unknown key far from any", []string{"-c", write("k4.yaml", "colour: red\n"+models)},
+			[]string{"colour: unknown key"}, []string{"did you mean"}},
+		{"inherited value reported once", []string{"-c", write("g.yaml", "verify: {atol: -1}\n"+models)},
+			[]string{"verify.atol: -1 is not in [0, 1)"}, []string{"models[0].verify", "models[1].verify"}},
+		{"a model's own value", []string{"-c", write("o.yaml", "models:\n  - {input: m.onnx, output: a.pt, verify: {rtol: 2}}\n")},
+			[]string{"models[0].verify.rtol: 2 is not in [0, 1)"}, nil},
+		{"run settings", []string{"-c", write("r.yaml", "run: {jobs: -1, shard: 2/2, max_worker_memory: lots}\n"+models)},
+			[]string{"run.jobs: -1 is negative", `run.shard: "2/2": the shard index must be from 0 to N-1`, `run.max_worker_memory: "lots" is not a size`}, nil},
+		{"artifacts", []string{"-c", write("a.yaml", "artifacts: [onnx]\n"+models)},
+			[]string{`artifacts: "onnx" is not one of checkpoint, state_dict, torchscript, exported`}, nil},
+		{"missing argument", []string{filepath.Join(dir, "none.onnx")}, []string{filepath.Join(dir, "none.onnx") + " does not exist"}, nil},
+		{"glob without matches", []string{filepath.Join(dir, "*.onnnx")}, []string{"*.onnnx: matches no file"}, nil},
+		{"folder without models", []string{filepath.Join(dir, "empty")}, []string{"empty: a folder without .onnx files"}, nil},
+		{"one output file for many models", []string{model, model, "-o", filepath.Join(dir, "x.pt")}, []string{"2 models need a folder"}, nil},
+		{"shard flag", []string{model, "--shard", "1/1"}, []string{`run.shard: "1/1"`}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, append([]string{"convert"}, c.args...)...)
+			if code != exitUsage {
+				t.Errorf("exit %d, want %d\n%s", code, exitUsage, stderr)
+			}
+			for _, want := range c.says {
+				if strings.Count(stderr, want) != 1 {
+					t.Errorf("want %q exactly once in:\n%s", want, stderr)
+				}
+			}
+			for _, not := range c.absent {
+				if strings.Contains(stderr, not) {
+					t.Errorf("%q should not appear in:\n%s", not, stderr)
+				}
+			}
+		})
+	}
+}
+
+// TestArgumentsBecomeModels covers files, folders, globs the shell left
+// alone, and -o as a file, an existing folder or a new one ending in /.
+func TestArgumentsBecomeModels(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a.onnx", "b.onnx", "notes.txt", filepath.Join("sub", "c.onnx")} {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644)
+	}
+	os.Mkdir(filepath.Join(dir, "out"), 0o755)
+	p := func(parts ...string) string { return filepath.Join(append([]string{dir}, parts...)...) }
+	for _, c := range []struct {
+		name   string
+		args   []string
+		output string
+		want   [][2]string // input, output
+	}{
+		{"a file beside itself", []string{p("a.onnx")}, "", [][2]string{{p("a.onnx"), p("a.pt")}}},
+		{"a file to a file", []string{p("a.onnx")}, p("x.pt"), [][2]string{{p("a.onnx"), p("x.pt")}}},
+		{"a file into an existing folder", []string{p("a.onnx")}, p("out"), [][2]string{{p("a.onnx"), p("out", "a.pt")}}},
+		{"a folder", []string{dir}, "", [][2]string{{p("a.onnx"), p("a.pt")}, {p("b.onnx"), p("b.pt")}}},
+		{"a glob into a new folder", []string{p("*", "*.onnx")}, p("new") + "/", [][2]string{{p("sub", "c.onnx"), p("new", "c.pt")}}},
+		{"several, in order", []string{p("b.onnx"), p("a.onnx")}, p("out"), [][2]string{{p("b.onnx"), p("out", "b.pt")}, {p("a.onnx"), p("out", "a.pt")}}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			models, err := modelsFromArgs(c.args, c.output)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got [][2]string
+			for _, m := range models {
+				got = append(got, [2]string{m.Input, m.Output})
+			}
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+	if st, err := os.Stat(p("new")); err != nil || !st.IsDir() {
+		t.Errorf("-o new/ did not create the folder: %v", err)
 	}
 }

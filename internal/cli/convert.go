@@ -2,23 +2,22 @@ package cli
 
 import (
 	"errors"
-	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
-
-	"github.com/onnx2pt/onnx2pt/config"
 )
 
 func (a *app) convertCommand() *cobra.Command {
 	var input, output string
 	var failFast, force bool
 	cmd := &cobra.Command{
-		Use:   "convert",
+		Use:   "convert [MODEL.onnx | DIR | GLOB]...",
 		Short: "Convert ONNX models to PyTorch and verify them",
-		Long: `Convert the models listed in the config file, or the one given by --input,
-to PyTorch with onnx2torch; verify each against onnxruntime and write
-<output>.report.json beside it.
+		Long: `Convert the models given as arguments (a folder means its *.onnx files; a
+glob is expanded here if the shell did not), or else those listed in the
+config file, to PyTorch with onnx2torch; verify each against onnxruntime
+and write <output>.report.json beside it. The config file's settings apply
+either way. Each model is written beside its input, or into the folder
+-o names (a folder that exists, or a path ending in /).
 
 Models are converted in worker processes, each with a warm interpreter,
 --jobs at a time: a model that crashes or hangs its worker costs that
@@ -26,22 +25,30 @@ model alone. --shard I/N converts part I of N of the models, for N
 machines sharing one config; --summary and --junit write every model's
 outcome for CI.`,
 		Example: `  onnx2pt convert --config config/onnx2pt.yaml
+  onnx2pt convert models/resnet8.onnx
+  onnx2pt convert a.onnx b.onnx -o out/
+  onnx2pt convert 'models/*.onnx' -o out/
   onnx2pt convert --input models/resnet8.onnx --output models/resnet8.pt
   onnx2pt convert --config zoo.yaml --jobs 2 --summary out/summary.json --junit out/junit.xml
   onnx2pt convert --config zoo.yaml --shard 0/4`,
-		Args: cobra.NoArgs,
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.loadConfig()
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("artifacts") {
+				cfg.Artifacts, _ = cmd.Flags().GetStringSlice("artifacts")
+			}
 			if input != "" {
-				if output == "" {
-					output = strings.TrimSuffix(input, filepath.Ext(input)) + ".pt"
+				args = append([]string{input}, args...)
+			}
+			if len(args) > 0 {
+				if cfg.Models, err = modelsFromArgs(args, output); err != nil {
+					return err
 				}
-				cfg.Models = []config.Model{{Input: input, Output: output, FromFlags: true}}
 			} else if output != "" {
-				return withCode(exitUsage, errors.New("--output needs --input"))
+				return withCode(exitUsage, errors.New("--output needs models to convert: give them as arguments"))
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -50,8 +57,8 @@ outcome for CI.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&input, "input", "i", "", "ONNX model to convert (instead of the config's models)")
-	f.StringVarP(&output, "output", "o", "", "where to write the PyTorch model (default: the input with .pt)")
+	f.StringVarP(&input, "input", "i", "", "ONNX model to convert (same as an argument)")
+	f.StringVarP(&output, "output", "o", "", "the .pt file to write, or a folder for every model (default: beside each input)")
 	f.BoolVar(&failFast, "fail-fast", false, "stop at the first model that fails")
 	f.BoolVarP(&force, "force", "f", false, "convert even models whose outputs are up to date")
 	a.pythonFlags(f)
@@ -63,6 +70,7 @@ outcome for CI.`,
 	a.bind(f, "verify.rtol", "rtol")
 	a.bind(f, "verify.batch_sizes", "batch-sizes")
 	a.bind(f, "verify.locate", "locate")
+	f.StringSlice("artifacts", nil, "what to write: checkpoint, state_dict, torchscript, exported (artifacts; default: all, the last two where they succeed)")
 	f.IntP("jobs", "j", 0, "models converted at once, each in its own worker (run.jobs; 0: from cores and memory)")
 	f.String("shard", "", "convert only part I of N of the models, e.g. 0/4 (run.shard)")
 	f.String("summary", "", "write every model's outcome to this JSON file (run.summary)")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +26,12 @@ histogram; then ask onnx2torch's own converters about every node, and
 list each node that would fail (name, op, domain, opset, reason) with the
 normalisation pass that fixes it, if one does. Nothing is written. Exits 1
 when a model cannot be loaded or has nodes that nothing fixes.`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("name at least one ONNX model")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var problems []string
 			for _, path := range args {

@@ -28,6 +28,7 @@ type app struct {
 	stderr io.Writer
 
 	configFile string
+	flagKeys   map[string]bool // settings given by flags
 	verbose    bool
 	quiet      bool
 }
@@ -42,7 +43,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *app {
-	a := &app{v: config.NewViper(), log: logrus.New(), stdout: stdout, stderr: stderr}
+	a := &app{v: config.NewViper(), log: logrus.New(), stdout: stdout, stderr: stderr, flagKeys: map[string]bool{}}
 	a.log.SetOutput(stderr)
 	return a
 }
@@ -111,6 +112,17 @@ func (a *app) rootCommand() *cobra.Command {
 	a.bind(f, "log.format", "log-format")
 
 	root.AddCommand(a.convertCommand(), a.inspectCommand(), a.venvCommand(), a.versionCommand(), a.workerCommand())
+	// Wrong arguments are usage errors (exit 2), like wrong flags.
+	for _, c := range root.Commands() {
+		if check := c.Args; check != nil {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if err := check(cmd, args); err != nil {
+					return flagError{fmt.Errorf("%s: %w", cmd.Name(), err)}
+				}
+				return nil
+			}
+		}
+	}
 	return root
 }
 
@@ -173,9 +185,15 @@ func (a *app) bindFlags(cmd *cobra.Command) error {
 		if err := a.v.BindPFlag(key, bound); err != nil {
 			return err
 		}
+		if bound.Changed {
+			a.flagKeys[key] = true
+		}
 	}
 	return nil
 }
+
+// flagSet tells whether a flag set the setting key.
+func (a *app) flagSet(key string) bool { return a.flagKeys[key] }
 
 // loadConfig reads the config file and environment into a Config.
 func (a *app) loadConfig() (*config.Config, error) {
@@ -188,7 +206,13 @@ func (a *app) loadConfig() (*config.Config, error) {
 			file = "onnx2pt.yaml"
 		}
 	}
-	return config.Load(a.v, file)
+	cfg, err := config.Load(a.v, file, a.flagSet)
+	if err == nil {
+		for _, r := range cfg.Rebased {
+			a.log.Debugf("Relative to the config file: %s", r)
+		}
+	}
+	return cfg, err
 }
 
 func (a *app) setupLogging() error {

@@ -1,0 +1,73 @@
+package main
+
+// End-to-end tests of the first hour: a config file used from another
+// directory, and models given on the command line.
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// The repository's own config, run from elsewhere, converts the reference
+// model with the repository's virtualenv and writes beside the model.
+func TestConfigFromAnotherDirectory(t *testing.T) {
+	if filepath.Clean(venvDir) != filepath.Join(repoRoot, ".venv") {
+		t.Skip("the tests use another virtualenv (ONNX2PT_TEST_VENV); the config names the repository's")
+	}
+	elsewhere := t.TempDir()
+	cmd := exec.Command(binary, "convert", "-c", filepath.Join(repoRoot, "config", "onnx2pt.yaml"),
+		"--force", "--artifacts", "checkpoint,state_dict", "-v")
+	cmd.Dir = elsewhere
+	for _, kv := range os.Environ() { // the settings must come from the file alone
+		if !strings.HasPrefix(kv, "ONNX2PT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	r := runCmd(t, cmd)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	want := filepath.Join(repoRoot, "models", "resnet8.pt")
+	if !strings.Contains(r.stderr, "Saved to "+want) {
+		t.Errorf("not saved beside the model (%s):\n%s", want, r.stderr)
+	}
+	if strings.Contains(r.stderr, "Provisioning virtualenv") {
+		t.Errorf("a new virtualenv was made instead of using the repository's:\n%s", r.stderr)
+	}
+	assertOnly(t, elsewhere) // nothing written where it ran
+}
+
+func TestModelsAsArguments(t *testing.T) {
+	dir := workdir(t)
+	copies(t, dir, 2) // m0.onnx, m1.onnx beside resnet8.onnx
+	ready := regexp.MustCompile(`Worker \d+ ready`)
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"files into a new folder", []string{"m0.onnx", "m1.onnx", "-o", "out/"}, []string{"out/m0.pt", "out/m1.pt"}},
+		{"a glob the shell left alone", []string{"m*.onnx", "-o", "globbed/"}, []string{"globbed/m0.pt", "globbed/m1.pt"}},
+		{"a folder, beside its models", []string{"."}, []string{"m0.pt", "m1.pt", "resnet8.pt"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"convert", "--jobs", "1", "-v", "--artifacts", "checkpoint,state_dict"}, c.args...)
+			r := onnx2pt(t, dir, args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d\n%s", r.code, r.stderr)
+			}
+			for _, out := range c.want {
+				if _, err := os.Stat(filepath.Join(dir, out)); err != nil {
+					t.Errorf("%s not written: %v", out, err)
+				}
+			}
+			if n := len(ready.FindAllString(r.stderr, -1)); n != 1 {
+				t.Errorf("%d interpreters started for %d models, want one", n, len(c.want))
+			}
+		})
+	}
+}
