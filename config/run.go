@@ -37,7 +37,7 @@ func runDefaults(set func(key string, value any)) {
 	set("run.summary", "")
 	set("run.junit", "")
 	set("run.timeout", 30*time.Minute)
-	set("run.max_models_per_worker", 100)
+	set("run.max_models_per_worker", 200)
 	set("run.max_worker_memory", "")
 }
 

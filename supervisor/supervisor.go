@@ -131,7 +131,11 @@ func (s *supervisor) slot(ctx context.Context) {
 			return
 		}
 		if w != nil {
-			if why := s.recycle(w); why != "" {
+			if w.exited() { // died while idle (the OOM killer, say): not this model's doing
+				s.opts.Log.Warnf("Worker %d exited between models (%s); starting another", w.pid(), w.exitReason())
+				w.kill()
+				w = nil
+			} else if why := s.recycle(w); why != "" {
 				s.opts.Log.Debugf("Recycling worker %d %s", w.pid(), why)
 				w.close()
 				w = nil
@@ -150,6 +154,7 @@ func (s *supervisor) slot(ctx context.Context) {
 				}
 				s.outcomes[i] = s.notRun(i, reason)
 				s.mu.Unlock()
+				s.ev.Finished(i, s.outcomes[i])
 				return
 			}
 		}

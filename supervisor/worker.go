@@ -165,8 +165,11 @@ func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Ou
 		select {
 		case m, ok := <-w.msgs:
 			if !ok {
-				// The worker is gone without a result.
-				w.wait(time.Second)
+				// The worker is gone without a result (its pipe closed
+				// as it died; kill makes sure and reaps it).
+				if !w.wait(time.Second) {
+					w.kill()
+				}
 				if grace != nil {
 					return s.interrupted(i, o), false
 				}
@@ -269,10 +272,13 @@ func fillFromResult(o *report.Outcome, r *protocol.Result) {
 
 // kill ends the worker at once and waits for it.
 func (w *worker) kill() {
-	// The whole group: anything the worker started goes with it.
-	syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+	if !w.exited() {
+		// The whole group: anything the worker started goes with it.
+		syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+	}
 	w.req.Close()
 	<-w.done
+	w.drain()
 }
 
 // close lets an idle worker exit on its own (the end of its requests),
@@ -281,6 +287,24 @@ func (w *worker) close() {
 	w.req.Close()
 	if !w.wait(5 * time.Second) {
 		w.kill()
+	}
+	w.drain()
+}
+
+// drain reads what is left of a dead worker's messages, so that its
+// reading goroutine ends.
+func (w *worker) drain() {
+	for range w.msgs {
+	}
+}
+
+// exited tells whether the worker process has ended.
+func (w *worker) exited() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -386,7 +410,7 @@ func (t *tail) addLocked(line string) {
 func (t *tail) reset() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.lines = nil
+	t.lines, t.signal = nil, ""
 }
 
 func (t *tail) last(n int) []string {

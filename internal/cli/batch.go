@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,7 +69,11 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 		jobs = min(jobs, len(tasks))
 		var done []report.Outcome
 		done, runErr = a.supervise(cmd, cfg, env, tasks, jobs, failFast)
-		for k, o := range done {
+		for k, t := range tasks {
+			o := report.Outcome{Input: t.Model.Input, Output: t.Model.Output, Result: report.ResultNotRun, Reason: "no worker could start"}
+			if done != nil {
+				o = done[k]
+			}
 			outcomes[taskIndex[k]] = o
 		}
 	}
@@ -85,6 +90,8 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 	switch {
 	case errors.Is(runErr, supervisor.ErrWorkerStart):
 		return withCode(exitEnvironment, runErr)
+	case runErr != nil: // before any worker started
+		return runErr
 	case ctx.Err() != nil:
 		return withCode(exitInterrupted, errors.New("interrupted; models under way were stopped and nothing of theirs was written"))
 	}
@@ -120,8 +127,9 @@ func (a *app) supervise(cmd *cobra.Command, cfg *config.Config, env *venv.Env, t
 	}
 	maxRSS, _ := cfg.Run.MaxWorkerBytes() // validated
 	opts := supervisor.Options{
-		Command:   func() *exec.Cmd { return workerCommand(self, jobs) },
-		Start:     protocol.Start{Venv: env.Dir, EnvID: env.ID, Helpers: helpers, LogLevel: a.log.GetLevel().String()},
+		Command: func() *exec.Cmd { return workerCommand(self, jobs) },
+		Start: protocol.Start{Venv: env.Dir, EnvID: env.ID, Helpers: helpers, LogLevel: a.log.GetLevel().String(),
+			Portable: slices.ContainsFunc(tasks, wantsPortable)},
 		Jobs:      jobs,
 		Timeout:   cfg.Run.Timeout,
 		MaxModels: cfg.Run.MaxModelsPerWorker,
@@ -149,6 +157,10 @@ func workerCommand(self string, jobs int) *exec.Cmd {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("OMP_NUM_THREADS=%d", max(1, runtime.NumCPU()/jobs)))
 	}
 	return cmd
+}
+
+func wantsPortable(t supervisor.Task) bool {
+	return slices.ContainsFunc(t.Artifacts.Formats, config.Portable)
 }
 
 // batchError is the error a batch ends with: nil when no model failed, the
