@@ -30,13 +30,17 @@ type OutputPaths struct {
 func OutputPathsFor(output string) OutputPaths {
 	ext := filepath.Ext(output)
 	base := strings.TrimSuffix(output, ext)
+	exported := base + ".pt2"
+	if exported == output { // an output named m.pt2 is the checkpoint
+		exported = base + ".exported.pt2"
+	}
 	return OutputPaths{
 		Model:        output,
 		StateDict:    base + ".state_dict" + ext,
 		Report:       base + ".report.json",
 		FailedReport: base + ".failed.report.json",
 		TorchScript:  base + ".torchscript" + ext,
-		Exported:     base + ".pt2",
+		Exported:     exported,
 	}
 }
 

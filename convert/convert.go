@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -290,14 +291,19 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 	if err := report.Write(tmpReport, r.rep); err != nil {
 		return &Error{Input: m.Input, Stage: "save", Msg: fmt.Sprintf("writing report %s: %v; the previous outputs were kept", paths.Report, err)}
 	}
+	earlier := writtenBy(paths.Report)
 	if err := publish(append(moves, move{tmpReport, paths.Report})); err != nil {
 		return &Error{Input: m.Input, Stage: "save", Msg: fmt.Sprintf("%s: %v; the previous outputs were kept", m.Input, err)}
 	}
-	// A portable artifact an earlier conversion wrote and this one could
-	// not is no longer the model's: the new report does not vouch for it.
-	for _, a := range r.rep.Artifacts {
-		if a.Path == "" {
-			os.Remove(paths.Artifact(a.Format))
+	// What an earlier conversion wrote and this one did not (a format no
+	// longer asked for, or one that failed this time) is not the model's
+	// any more: the new report does not vouch for it. Only the model's own
+	// artifact paths are candidates, whatever the old report says.
+	for _, format := range config.ArtifactFormats {
+		path := filepath.Clean(paths.Artifact(format))
+		published := slices.ContainsFunc(moves, func(mv move) bool { return filepath.Clean(mv.dst) == path })
+		if !published && slices.Contains(earlier, path) {
+			os.Remove(path)
 		}
 	}
 	for _, mv := range moves {
@@ -305,6 +311,26 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 	}
 	log.Debugf("Report written to %s", paths.Report)
 	return nil
+}
+
+// writtenBy lists the outputs the report at path records, if any.
+func writtenBy(path string) []string {
+	rep, err := report.Read(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range []string{rep.Output.Path, rep.Output.StateDictPath} {
+		if p != "" {
+			out = append(out, filepath.Clean(p))
+		}
+	}
+	for _, a := range rep.Artifacts {
+		if a.Path != "" {
+			out = append(out, filepath.Clean(a.Path))
+		}
+	}
+	return out
 }
 
 // loadSnippets say how to load each portable format, given its path.

@@ -76,6 +76,9 @@ type Start struct {
 	Helpers string `json:"helpers"`
 	// LogLevel is the lowest level worth sending (logrus names).
 	LogLevel string `json:"log_level"`
+	// Portable says some model wants a portable artifact: the worker starts
+	// the python that checks them at once, beside its own warm-up.
+	Portable bool `json:"portable,omitempty"`
 }
 
 // Ready says the worker's interpreter is warm.

@@ -59,3 +59,17 @@ func TestAPortableArtifactThatFails(t *testing.T) {
 	}
 	assertOnly(t, dir, files...)
 }
+
+// Formats an earlier conversion wrote and a later one does not are removed
+// with it: no file is left that the report does not vouch for.
+func TestArtifactsNoLongerAskedForAreRemoved(t *testing.T) {
+	dir := workdir(t)
+	if r := onnx2pt(t, dir, "convert", "resnet8.onnx"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.state_dict.pt", "resnet8.report.json", "resnet8.torchscript.pt", "resnet8.pt2")
+	if r := onnx2pt(t, dir, "convert", "resnet8.onnx", "--artifacts", "checkpoint"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.report.json")
+}

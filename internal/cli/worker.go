@@ -50,6 +50,15 @@ func openWorkerSession(ctx context.Context, start protocol.Start, log logrus.Fie
 	if err != nil {
 		return nil, nil, err
 	}
+	if start.Portable {
+		// Its torch import overlaps with this interpreter's.
+		if artifacts, err := ip.Import("onnx2pt_py.artifacts"); err == nil {
+			if res, err := artifacts.CallMethod("start_checker"); err == nil {
+				res.Close()
+			}
+			artifacts.Close()
+		}
+	}
 	stopInterrupts := ip.InterruptOn(ctx)
 	defer stopInterrupts()
 	sess, err := convert.Open(ip, start.EnvID, toolVersion(), log)

@@ -166,7 +166,13 @@ class Checker:
         self.proc.kill()
         self.err.seek(0)
         tail = (self.err.read().strip().splitlines() or ["no output"])[-1]
+        self.err.close()
         return f"the check process died (exit {self.proc.wait()}): {tail}"
+
+
+def start_checker():
+    """Start the checker now (see Checker.start)."""
+    Checker.start()
 
 
 def python_executable():

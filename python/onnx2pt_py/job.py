@@ -193,41 +193,32 @@ class ConversionJob:
         path = os.path.abspath(path)  # written from the model's folder
         result = {"format": fmt, "sha256": "", "batches": [], "verification": None, "error": None, "node": None}
         result["rewrites"] = {}
-        specs = self.info["inputs"]
-        checks = self.probes()
-        expected = self.expected()
-        if not self.data:
-            bounds = {**probes.int_bounds(self.onnx_model), **self.int_bounds}
-            extra = artifacts_mod.unseen_batch(self.batch_sizes)
-            example = probes.make_inputs(
-                specs, artifacts_mod.example_batch(self.batch_sizes), self.dims, self.seed, bounds
-            )
-            unseen = (extra, probes.make_inputs(specs, extra, self.dims, self.seed + extra, bounds))
-            checks = checks + [unseen]
-            expected = expected + self.expected_for([unseen[1]])
-        else:
-            example = checks[0][1]
+        try:
+            checks, expected, example = self._artifact_probes()
+        except Exception as e:
+            result["error"] = f"preparing its check: {first_line(e)}"
+            return result
         try:
             for name, count in exportable.make_exportable(self.torch_model).items():
                 self._rewrites[name] = self._rewrites.get(name, 0) + count
             result["rewrites"] = dict(self._rewrites)
             with self.in_folder():
-                artifacts_mod.write(fmt, self.torch_model, example, specs, path, metadata)
+                artifacts_mod.write(fmt, self.torch_model, example, self.info["inputs"], path, metadata)
         except Exception as e:
             result["error"] = f"{'tracing' if fmt == 'torchscript' else 'exporting'} failed: {first_line(e)}"
             result["node"] = artifacts_mod.failing_node(self.torch_model, e)
             return result
         result["sha256"] = model_info.sha256_file(path)
         result["batches"] = [b or 0 for b, _ in checks]
-        actual, error = artifacts_mod.check(fmt, path, [inputs for _, inputs in checks])
-        if error:
-            result["error"] = error
-            return result
-        names = [o["name"] for o in self.info["outputs"]]
         try:
+            actual, error = artifacts_mod.check(fmt, path, [inputs for _, inputs in checks])
+            if error:
+                result["error"] = error
+                return result
+            names = [o["name"] for o in self.info["outputs"]]
             stats = parity.compare_all(names, expected, actual, self.atol, self.rtol)
-        except UserError as e:
-            result["error"] = str(e)
+        except Exception as e:
+            result["error"] = f"checking it: {first_line(e)}"
             return result
         result["verification"] = parity.summary(stats, self.atol, self.rtol)
         if not result["verification"]["passed"]:
@@ -235,6 +226,21 @@ class ConversionJob:
                 f" (batch sizes {result['batches']})" if len(result["batches"]) > 1 else ""
             )
         return result
+
+    def _artifact_probes(self):
+        """The probes an artifact is checked at, their expected outputs, and
+        the example inputs to trace or export at: the conversion's probes
+        plus one at a batch size no probe used (the user's data alone when
+        given)."""
+        checks, expected = self.probes(), self.expected()
+        if self.data:
+            return checks, expected, checks[0][1]
+        specs = self.info["inputs"]
+        bounds = {**probes.int_bounds(self.onnx_model), **self.int_bounds}
+        extra = artifacts_mod.unseen_batch(self.batch_sizes)
+        example = probes.make_inputs(specs, artifacts_mod.example_batch(self.batch_sizes), self.dims, self.seed, bounds)
+        unseen = (extra, probes.make_inputs(specs, extra, self.dims, self.seed + extra, bounds))
+        return checks + [unseen], expected + self.expected_for([unseen[1]]), example
 
     def find_divergence(self, model):
         """The first node where model parts from onnxruntime on the first
