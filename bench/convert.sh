@@ -19,7 +19,7 @@ pairs=()
 {
   echo "models:"
   for i in $(seq 1 "$n"); do
-    echo "  - {input: models/resnet8.onnx, output: $work/many-$i.pt}"
+    echo "  - {input: $PWD/models/resnet8.onnx, output: $work/many-$i.pt}"
     pairs+=("models/resnet8.onnx:$work/plain-$i.pt")
   done
 } >"$work/many.yaml"

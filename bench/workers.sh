@@ -26,7 +26,7 @@ config() { # config FILE COUNT PREFIX [run settings]
   { [ -n "${4:-}" ] && echo "run: {$4}"
     echo "artifacts: [checkpoint, state_dict]"
     echo "models:"
-    for i in $(seq 1 "$2"); do echo "  - {input: models/resnet8.onnx, output: $work/$3-$i.pt}"; done
+    for i in $(seq 1 "$2"); do echo "  - {input: $PWD/models/resnet8.onnx, output: $work/$3-$i.pt}"; done
   } >"$1"
 }
 config "$work/batch.yaml" "$n" batch
@@ -49,7 +49,7 @@ echo "== $m conversions in one worker"
 config "$work/long.yaml" "$m" long "max_models_per_worker: 0"
 config "$work/recycled.yaml" "$m" long "max_models_per_worker: 100"
 for mode in long recycled; do
-  /usr/bin/time -f "$mode: %e s, supervisor peak %M KiB" ./bin/onnx2pt convert -q --force --jobs 1 \
+  /usr/bin/time -f "$mode: %e s, peak RSS of the largest process %M KiB" ./bin/onnx2pt convert -q --force --jobs 1 \
     --config "$work/$mode.yaml" --summary "$work/$mode.json" 2>&1 | tail -1
   .venv/bin/python - "$work/$mode.json" <<'PY'
 import json, sys

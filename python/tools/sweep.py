@@ -128,15 +128,16 @@ def generate(out, sample):
             continue
         os.makedirs(folder, exist_ok=True)
         onnx.save(model, os.path.join(folder, "model.onnx"))
-        line = f"  - {{input: {folder}/model.onnx, output: {folder}/model.pt"
+        here = os.path.relpath(folder, out)  # the config's paths are relative to it
+        line = f"  - {{input: {here}/model.onnx, output: {here}/model.pt"
         graph_inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
         if inputs is not None and len(inputs) == len(graph_inputs):
             np.savez(os.path.join(folder, "inputs.npz"), **dict(zip(graph_inputs, inputs)))
-            line += f", data: {{inputs: {folder}/inputs.npz"
+            line += f", data: {{inputs: {here}/inputs.npz"
             if outputs is not None and len(outputs) == len(model.graph.output):
                 names = [o.name for o in model.graph.output]
                 np.savez(os.path.join(folder, "expected.npz"), **dict(zip(names, outputs)))
-                line += f", expected: {folder}/expected.npz"
+                line += f", expected: {here}/expected.npz"
             line += "}"
         lines.append(line + "}")
     with open(os.path.join(out, "sweep.yaml"), "w") as f:
