@@ -6,10 +6,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -73,16 +73,27 @@ func onnx2pt(t *testing.T, dir string, args ...string) result {
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "ONNX2PT_PYTHON_VENV="+venvDir, "NO_COLOR=1")
-	var stdout, stderr bytes.Buffer
+	return runCmd(t, cmd)
+}
+
+// runCmd runs cmd and returns its exit code and output.
+func runCmd(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
+	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
+	return result{exitStatus(t, cmd.Run()), stdout.String(), stderr.String()}
+}
+
+// exitStatus is the exit code that err, from running a command, stands for.
+func exitStatus(t *testing.T, err error) int {
+	t.Helper()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return result{code, stdout.String(), stderr.String()}
+	return 0
 }
 
 // workdir is a temporary directory holding a copy of the reference model.
@@ -492,13 +503,7 @@ func interruptAt(t *testing.T, cmd *exec.Cmd, marker string, delay time.Duration
 	log.Write(rest)
 	err = cmd.Wait()
 	took := time.Since(sent)
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return code, took, log.String()
+	return exitStatus(t, err), took, log.String()
 }
 
 func TestFailFastStopsAtTheFirstFailure(t *testing.T) {

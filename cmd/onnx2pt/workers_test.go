@@ -117,20 +117,6 @@ func readSummary(t *testing.T, path string) summaryFile {
 	return s
 }
 
-func runCmd(t *testing.T, cmd *exec.Cmd) result {
-	t.Helper()
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code, stdout.String(), stderr.String()}
-}
-
 func TestCrashingAndHangingModelsCostOnlyThemselves(t *testing.T) {
 	dir, tmp := workdir(t), t.TempDir()
 	python(t, dir, customOpModel, "Abort", "abort.onnx")

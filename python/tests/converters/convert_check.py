@@ -5,12 +5,12 @@ the ONNX reference evaluator, and compare."""
 import numpy as np
 import onnx
 import onnx2torch
-import onnxruntime as ort
 import torch
 from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import onnx2pt_py.converters  # noqa: F401  (registers the converters)
+from onnx2pt_py import parity
 
 ATOL = 1e-5
 RTOL = 1e-4
@@ -62,10 +62,7 @@ def make_model(nodes, inputs, outputs, opset, initializers=None, extra_opsets=No
 
 
 def run_ort(model, feeds):
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
+    return parity.onnxruntime_session(model).run(None, feeds)
 
 
 def run_reference(model, feeds):

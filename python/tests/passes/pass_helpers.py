@@ -6,9 +6,10 @@ import warnings
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from onnx import TensorProto, helper
+
+from onnx2pt_py import parity
 
 ATOL, RTOL = 1e-4, 1e-3
 
@@ -42,10 +43,7 @@ def squeezenet(opset=13):
 
 
 def ort_run(model, feeds):
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return session.run(None, feeds)
+    return parity.onnxruntime_session(model).run(None, feeds)
 
 
 def torch_run(module, arrays):
