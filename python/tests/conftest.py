@@ -18,9 +18,10 @@ def onnx2torch_alone(request, monkeypatch):
         return
     from onnx2torch.node_converters import registry
 
-    from onnx2pt_py.converters._common import REGISTERED
+    from onnx2pt_py.converters._common import REGISTERED, REPLACED
 
     alone = {k: v for k, v in registry._CONVERTER_REGISTRY.items() if k not in REGISTERED}
+    alone.update(REPLACED)
     monkeypatch.setattr(registry, "_CONVERTER_REGISTRY", alone)
 
 

@@ -10,7 +10,7 @@ a real `since_version` of the op in onnx.defs.
 import numpy as np
 import torch
 from onnx import TensorProto, defs
-from onnx2torch.node_converters.registry import OperationDescription, add_converter
+from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDescription, add_converter
 from onnx2torch.utils.common import OnnxMapping, OnnxToTorchModule, OperationConverterResult, get_const_value
 from torch import nn
 
@@ -22,6 +22,9 @@ REGISTERED = {}
 ALREADY_TAKEN = []
 # (op, version) -> the version whose converter versions.py registered for it
 ALIASED = {}
+# Keys whose onnx2torch converter computes something other than the op's
+# specification, replaced by this package's: key -> onnx2torch's converter.
+REPLACED = {}
 
 
 def register(operation_type, versions, domain=defs.ONNX_DOMAIN):
@@ -43,6 +46,38 @@ def register(operation_type, versions, domain=defs.ONNX_DOMAIN):
     return deco
 
 
+def replace(operation_type, versions, domain=defs.ONNX_DOMAIN):
+    """Decorator: take the place of onnx2torch's converter for these schema
+    versions of an op, where its result differs from the specification (say
+    why at the converter). onnx2torch's is kept in REPLACED."""
+
+    def deco(converter):
+        for version in versions:
+            key = OperationDescription(domain=domain, operation_type=operation_type, version=version)
+            if key in REPLACED:  # the module ran again (importlib.reload)
+                _CONVERTER_REGISTRY[key] = converter
+                continue
+            REPLACED[key] = _CONVERTER_REGISTRY[key]
+            _CONVERTER_REGISTRY[key] = converter
+        return converter
+
+    return deco
+
+
+def replaced(operation_type, version, domain=defs.ONNX_DOMAIN):
+    """onnx2torch's own converter for a key this package replaced."""
+    return REPLACED[OperationDescription(domain=domain, operation_type=operation_type, version=version)]
+
+
+def static_shape(name, graph):
+    """A value's shape as ints, or None where a dimension is not a number."""
+    info = graph.value_info.get(name)
+    if info is None or not info.type.tensor_type.HasField("shape"):
+        return None
+    dims = info.type.tensor_type.shape.dim
+    return [d.dim_value for d in dims] if all(d.HasField("dim_value") for d in dims) else None
+
+
 class Module(nn.Module, OnnxToTorchModule):
     """Base of this package's modules (OnnxToTorchModule marks onnx2torch's own)."""
 
@@ -54,6 +89,31 @@ def result(module, node, inputs=None):
         outputs=tuple(node.output_values),
     )
     return OperationConverterResult(torch_module=module, onnx_mapping=mapping)
+
+
+class Positional(Module):
+    """Calls inner with the given inputs at their positions and None for the
+    optional inputs left out before them (an empty name in ONNX)."""
+
+    def __init__(self, inner, positions, count):
+        super().__init__()
+        self.inner, self.positions, self.count = inner, positions, count
+
+    def forward(self, *args):
+        full = [None] * self.count
+        for position, value in zip(self.positions, args):
+            full[position] = value
+        return self.inner(*full)
+
+
+def result_skipping_absent(module, node, inputs=None):
+    """result, for a module whose optional inputs may be left out by an
+    empty name: it gets None in their place."""
+    inputs = list(node.input_values if inputs is None else inputs)
+    given = [i for i, name in enumerate(inputs) if name]
+    if len(given) == len(inputs):
+        return result(module, node, inputs=inputs)
+    return result(Positional(module, given, len(inputs)), node, inputs=[inputs[i] for i in given])
 
 
 def present(node, index):

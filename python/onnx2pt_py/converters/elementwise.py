@@ -1,10 +1,13 @@
 """Elementwise ops onnx2torch 1.5.15 lacks: Mod 28, BitShift, Bitwise*, Gelu,
-Mish, Swish, ThresholdedRelu, Shrink and the hyperbolic functions."""
+Mish, Swish, ThresholdedRelu, Shrink and the hyperbolic functions; Clip
+with bounds given at run time or left out by an empty name; IsInf with its
+detect_negative and detect_positive; SwiGLU."""
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ._common import Module, register, result
+from ._common import Module, constant, present, register, replace, result
 
 
 class OnnxMod(Module):
@@ -211,3 +214,86 @@ class OnnxShrink(Module):
 @register("Shrink", [9])
 def convert_shrink(node, graph):
     return result(OnnxShrink(node.attributes.get("lambd", 0.5), node.attributes.get("bias", 0.0)), node)
+
+
+class OnnxClip(Module):
+    """x clamped to [min, max]; each bound a number, absent (None), or an
+    input given at run time ("input"). min > max gives max, as in ONNX."""
+
+    def __init__(self, low, high):
+        super().__init__()
+        self.low, self.high = low, high
+
+    def forward(self, x, *bounds):
+        given = iter(bounds)
+        low = next(given) if self.low == "input" else self.low
+        high = next(given) if self.high == "input" else self.high
+        if low is not None:
+            x = torch.maximum(x, torch.as_tensor(low, dtype=x.dtype))
+        if high is not None:
+            x = torch.minimum(x, torch.as_tensor(high, dtype=x.dtype))
+        return x
+
+
+@replace("Clip", [11, 12, 13])
+def convert_clip(node, graph):
+    """onnx2torch's refuses bounds computed at run time, and an absent min
+    written as an empty input name (as torch's exporter writes clamp(max=))."""
+    bounds, inputs = [], [node.input_values[0]]
+    for index in (1, 2):
+        value = constant(node, index, graph)
+        if value is not None:
+            bounds.append(value.item())
+        elif present(node, index):
+            bounds.append("input")
+            inputs.append(node.input_values[index])
+        else:
+            bounds.append(None)
+    low, high = bounds
+    floating = all(isinstance(b, float) or b is None for b in bounds)
+    if floating and low == 0 and high is None:
+        module = nn.ReLU()
+    elif floating and low == 0 and high == 6:
+        module = nn.ReLU6()
+    else:
+        module = OnnxClip(low, high)
+    return result(module, node, inputs=inputs)
+
+
+class OnnxIsInf(Module):
+    def __init__(self, negative, positive):
+        super().__init__()
+        self.negative, self.positive = negative, positive
+
+    def forward(self, x):
+        if self.negative and self.positive:
+            return torch.isinf(x)
+        if self.negative:
+            return torch.isneginf(x)
+        if self.positive:
+            return torch.isposinf(x)
+        return torch.zeros_like(x, dtype=torch.bool)
+
+
+@replace("IsInf", [10])
+@register("IsInf", [20])
+def convert_isinf(node, graph):
+    """onnx2torch's ignores detect_negative and detect_positive; SwiGLU."""
+    a = node.attributes
+    return result(OnnxIsInf(bool(a.get("detect_negative", 1)), bool(a.get("detect_positive", 1))), node)
+
+
+class OnnxSwiGLU(Module):
+    """Swish of the gate (a * sigmoid(alpha * a)) times the value."""
+
+    def __init__(self, alpha):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, gate, value):
+        return gate * torch.sigmoid(self.alpha * gate) * value
+
+
+@register("SwiGLU", [28])
+def convert_swiglu(node, graph):
+    return result(OnnxSwiGLU(float(node.attributes.get("alpha", 1.0))), node)

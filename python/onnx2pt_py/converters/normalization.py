@@ -7,7 +7,19 @@ onnx2torch has.
 
 import torch
 
-from ._common import Module, normalize_axis, output_count, register, result, torch_dtype
+from ._common import (
+    Module,
+    constant,
+    normalize_axis,
+    output_count,
+    present,
+    register,
+    replace,
+    replaced,
+    result,
+    static_shape,
+    torch_dtype,
+)
 
 
 def _stash_dtype(node):
@@ -118,7 +130,9 @@ class OnnxLpNormalization(Module):
             norm = x.abs().sum(dim=axis, keepdim=True)
         else:
             norm = torch.sqrt((x * x).sum(dim=axis, keepdim=True))
-        return x / norm
+        # A zero vector stays zero, as in onnxruntime and the reference
+        # implementation (not 0 / 0 = NaN).
+        return x / torch.where(norm == 0, torch.ones_like(norm), norm)
 
 
 @register("LpNormalization", [1, 22])
@@ -154,3 +168,46 @@ def convert_batch_norm_old(node, graph):
         )
     module = OnnxBatchNormInference(node.attributes.get("epsilon", 1e-5), node.attributes.get("spatial", 1))
     return result(module, node)
+
+
+class OnnxLayerNormalization(Module):
+    """LayerNormalization with all three outputs (Y, Mean, InvStdDev), the
+    statistics in the stash type over axis..rank-1 (kept as size-1
+    dimensions), and scale and bias broadcast as ONNX broadcasts them."""
+
+    def __init__(self, axis, epsilon, stash_dtype, outputs):
+        super().__init__()
+        self.axis, self.epsilon, self.stash_dtype, self.outputs = axis, epsilon, stash_dtype, outputs
+
+    def forward(self, x, scale, bias=None):
+        axis = normalize_axis(self.axis, x.dim())
+        dims = tuple(range(axis, x.dim()))
+        stashed = x.to(self.stash_dtype)
+        mean = stashed.mean(dim=dims, keepdim=True)
+        centred = stashed - mean
+        inv_std = torch.rsqrt((centred * centred).mean(dim=dims, keepdim=True) + self.epsilon)
+        y = (centred * inv_std).to(x.dtype) * scale
+        if bias is not None:
+            y = y + bias
+        return y if self.outputs == 1 else (y, mean, inv_std)[: self.outputs]
+
+
+@replace("LayerNormalization", [17])
+def convert_layer_normalization(node, graph):
+    """onnx2torch's converter returns Y alone, and needs scale and bias of
+    the normalised shape itself: it stays for that case (an nn.LayerNorm,
+    trainable as usual); this one takes the rest."""
+    used = max(i + 1 for i, name in enumerate(node.output_values) if name)
+    scale, bias = constant(node, 1, graph), constant(node, 2, graph)
+    shape = static_shape(node.input_values[0], graph)
+    axis = node.attributes.get("axis", -1)
+    plain = used == 1 and shape is not None and scale is not None and (bias is not None or not present(node, 2))
+    if plain:
+        normalized = list(shape[normalize_axis(axis, len(shape)) :])
+        plain = list(scale.shape) == normalized and (bias is None or list(bias.shape) == normalized)
+    if plain:
+        return replaced("LayerNormalization", 17)(node, graph)
+    stash = _stash_dtype(node)
+    module = OnnxLayerNormalization(axis, node.attributes.get("epsilon", 1e-5), stash, used)
+    inputs = [name for name in node.input_values if name]
+    return result(module, node, inputs=inputs)

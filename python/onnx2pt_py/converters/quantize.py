@@ -1,4 +1,6 @@
-"""QuantizeLinear / DequantizeLinear (10, 13, 19, 21, 23, 24, 25).
+"""QuantizeLinear / DequantizeLinear (10, 13, 19, 21, 23, 24, 25), and the
+integer ops of dynamic quantization: DynamicQuantizeLinear, MatMulInteger,
+ConvInteger.
 
 y = saturate(round_half_even(x / scale) + zero_point) and
 x = (q - zero_point) * scale, per tensor (scalar scale), per axis (1-D
@@ -16,7 +18,18 @@ conversion where the type is known from the graph.
 import torch
 from onnx import TensorProto
 
-from ._common import Module, elem_type, normalize_axis, onnx_type_name, present, register, result, torch_dtype
+from ._common import (
+    Module,
+    elem_type,
+    normalize_axis,
+    onnx_type_name,
+    present,
+    register,
+    result,
+    result_skipping_absent,
+    torch_dtype,
+)
+from .conv import OnnxConv
 
 _INTEGER_RANGES = {
     torch.uint8: (0, 255),
@@ -121,3 +134,75 @@ def convert_dequantize_linear(node, graph):
     out_dtype = torch_dtype(output_dtype, "DequantizeLinear output_dtype") if output_dtype else None
     module = OnnxDequantizeLinear(a.get("axis", 1), a.get("block_size", 0), out_dtype)
     return result(module, node)
+
+
+class OnnxDynamicQuantizeLinear(Module):
+    """uint8 quantization with the scale and zero point of x's own range
+    (widened to include 0), computed in float32: scale = (max - min) / 255
+    (1 where the range is empty, as onnxruntime has it), zero point
+    round(clip(-min / scale)), y = clip(round(x / scale) + zero point)."""
+
+    def forward(self, x):
+        x = x.to(torch.float32)
+        high = torch.clamp(x.max(), min=0)
+        low = torch.clamp(x.min(), max=0)
+        scale = torch.where(high == low, torch.ones_like(high), (high - low) / 255)
+        zero_point = torch.round(torch.clamp(-low / scale, 0, 255))
+        y = torch.clamp(torch.round(x / scale) + zero_point, 0, 255)
+        return y.to(torch.uint8), scale, zero_point.to(torch.uint8)
+
+
+@register("DynamicQuantizeLinear", [11])
+def convert_dynamic_quantize_linear(node, graph):
+    return result(OnnxDynamicQuantizeLinear(), node)
+
+
+def _offset(x, zero_point, axis):
+    """x - zero_point as int64; a zero point of several values applies along
+    axis (MatMulInteger's A per row: -2; B per column: -1; ConvInteger's W
+    per output channel: 0)."""
+    x = x.to(torch.int64)
+    if zero_point is None:
+        return x
+    zero_point = zero_point.to(torch.int64)
+    if zero_point.numel() == 1:
+        return x - zero_point.reshape(())
+    shape = [1] * x.dim()
+    shape[axis] = -1
+    return x - zero_point.reshape(shape)
+
+
+class OnnxMatMulInteger(Module):
+    """(A - a_zero_point) @ (B - b_zero_point), exact, as int32."""
+
+    def forward(self, a, b, a_zero_point=None, b_zero_point=None):
+        a, b = _offset(a, a_zero_point, -2), _offset(b, b_zero_point, -1)
+        # float64 holds every sum of 8-bit products exactly; integer matmul
+        # is not implemented on every torch backend.
+        return torch.matmul(a.to(torch.float64), b.to(torch.float64)).round().to(torch.int32)
+
+
+@register("MatMulInteger", [10])
+def convert_matmul_integer(node, graph):
+    return result_skipping_absent(OnnxMatMulInteger(), node)
+
+
+class OnnxConvInteger(Module):
+    """Conv of (x - x_zero_point) and (w - w_zero_point), exact, as int32."""
+
+    def __init__(self, strides, pads, dilations, group):
+        super().__init__()
+        self.conv = OnnxConv(strides, pads, dilations, group, "NOTSET")
+
+    def forward(self, x, w, x_zero_point=None, w_zero_point=None):
+        x, w = _offset(x, x_zero_point, 1), _offset(w, w_zero_point, 0)
+        return self.conv(x.to(torch.float64), w.to(torch.float64)).round().to(torch.int32)
+
+
+@register("ConvInteger", [10])
+def convert_conv_integer(node, graph):
+    a = node.attributes
+    if a.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET"):
+        raise NotImplementedError("ConvInteger with auto_pad")
+    module = OnnxConvInteger(a.get("strides"), a.get("pads"), a.get("dilations"), a.get("group", 1))
+    return result_skipping_absent(module, node)

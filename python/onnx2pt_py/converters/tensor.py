@@ -1,13 +1,16 @@
 """Tensor ops onnx2torch 1.5.15 lacks: Hardmax, Trilu, Size, Dropout
 (versions 1, 6, 7, 22), NonZero 9, Reshape 19+, Split 18, Pad 18+,
-ScatterElements, OneHot, SpaceToDepth and Det."""
+ScatterElements, OneHot, SpaceToDepth and Det, BitCast, Compress,
+ReverseSequence, ScatterND 18 (and its reductions at every version),
+CenterCropPad; and Flatten at every axis."""
 
 import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from ._common import Module, as_int_list, normalize_axis, output_count, register, result
+from ._common import Module, as_int_list, normalize_axis, output_count, register, replace, result, torch_dtype
 
 
 class OnnxHardmax(Module):
@@ -320,3 +323,158 @@ class OnnxPad(Module):
 @register("Pad", [18, 19, 21, 23, 24, 25])
 def convert_pad(node, graph):
     return result(OnnxPad(node.attributes.get("mode", "constant")), node)
+
+
+class OnnxFlatten(Module):
+    """x as a matrix: the dimensions before axis times each other, then the
+    rest; axis 0 gives one row, axis = rank one column."""
+
+    def __init__(self, axis):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        axis = self.axis + x.dim() if self.axis < 0 else self.axis
+        return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
+
+
+@replace("Flatten", [9, 11, 13])
+def convert_flatten(node, graph):
+    """onnx2torch's fails for axis 0 and for negative axes at or before the
+    first dimension (IndexError: Dimension out of range)."""
+    axis = node.attributes.get("axis", 1)
+    return result(nn.Flatten() if axis == 1 else OnnxFlatten(axis), node)
+
+
+class OnnxBitCast(Module):
+    """The same bits read as another type of the same width (little endian,
+    as torch stores tensors on every platform it runs on)."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.dtype = dtype
+
+    def forward(self, x):
+        return x.contiguous().view(self.dtype)
+
+
+@register("BitCast", [26])
+def convert_bitcast(node, graph):
+    return result(OnnxBitCast(torch_dtype(node.attributes["to"], "BitCast to")), node)
+
+
+class OnnxCompress(Module):
+    """numpy.compress: the slices along axis where condition is true (the
+    flattened input without an axis); a condition shorter than the axis
+    leaves the rest out."""
+
+    def __init__(self, axis):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x, condition):
+        if self.axis is None:
+            x, axis = x.reshape(-1), 0
+        else:
+            axis = normalize_axis(self.axis, x.dim())
+        kept = torch.nonzero(condition[: x.shape[axis]]).reshape(-1)
+        return torch.index_select(x, axis, kept)
+
+
+@register("Compress", [9, 11])
+def convert_compress(node, graph):
+    return result(OnnxCompress(node.attributes.get("axis")), node)
+
+
+class OnnxReverseSequence(Module):
+    """Along the time axis, each batch item's first sequence_lens[i] steps
+    reversed, the rest as they were."""
+
+    def __init__(self, batch_axis, time_axis):
+        super().__init__()
+        self.batch_axis, self.time_axis = batch_axis, time_axis
+
+    def forward(self, x, lengths):
+        steps = x.shape[self.time_axis]
+        t = torch.arange(steps, device=x.device).unsqueeze(0)  # [1, time]
+        n = lengths.to(torch.int64).unsqueeze(1)  # [batch, 1]
+        source = torch.where(t < n, n - 1 - t, t)  # [batch, time]
+        # Put the index where batch and time sit in x, broadcast over the rest.
+        shape = [1] * x.dim()
+        shape[self.batch_axis], shape[self.time_axis] = x.shape[self.batch_axis], steps
+        if self.batch_axis > self.time_axis:
+            source = source.transpose(0, 1)
+        return torch.gather(x, self.time_axis, source.reshape(shape).expand(x.shape))
+
+
+@register("ReverseSequence", [10])
+def convert_reverse_sequence(node, graph):
+    a = node.attributes
+    return result(OnnxReverseSequence(a.get("batch_axis", 1), a.get("time_axis", 0)), node)
+
+
+_SCATTER_REDUCE = {"mul": "prod", "max": "amax", "min": "amin"}
+
+
+class OnnxScatterND(Module):
+    """data with the slices that indices' last axis points at replaced by (or
+    reduced with) updates."""
+
+    def __init__(self, reduction):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, data, indices, updates):
+        k = indices.shape[-1]
+        leading = data.shape[:k]
+        index = indices.reshape(-1, k).to(torch.int64)
+        flat = torch.zeros(index.shape[0], dtype=torch.int64, device=data.device)
+        for axis in range(k):  # row-major position among the first k axes; negative from the end
+            flat = flat * leading[axis] + index[:, axis] % leading[axis]
+        out = data.clone().reshape(math.prod(leading), *data.shape[k:])
+        values = updates.reshape(-1, *data.shape[k:]).to(data.dtype)
+        if self.reduction == "none":
+            out[flat] = values
+        elif self.reduction == "add":
+            out.index_add_(0, flat, values)
+        else:
+            out.index_reduce_(0, flat, values, _SCATTER_REDUCE[self.reduction], include_self=True)
+        return out.reshape(data.shape)
+
+
+@replace("ScatterND", [11, 13, 16])
+@register("ScatterND", [18])
+def convert_scatter_nd(node, graph):
+    """onnx2torch's refuses reductions and has no version 18."""
+    reduction = node.attributes.get("reduction", "none")
+    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    return result(OnnxScatterND(reduction), node)
+
+
+class OnnxCenterCropPad(Module):
+    """Each of axes cropped around its centre (the window's start rounded
+    down) or padded with zeros on both sides (the odd one at the end) to
+    the size shape gives."""
+
+    def __init__(self, axes):
+        super().__init__()
+        self.axes = axes
+
+    def forward(self, x, shape):
+        sizes = [int(n) for n in shape.reshape(-1)]
+        axes = self.axes if self.axes is not None else list(range(x.dim()))
+        for axis, size in zip(axes, sizes):
+            axis = normalize_axis(axis, x.dim())
+            have = x.shape[axis]
+            if have > size:
+                x = x.narrow(axis, (have - size) // 2, size)
+            elif have < size:
+                before = (size - have) // 2
+                pads = [0, 0] * (x.dim() - 1 - axis) + [before, size - have - before]
+                x = F.pad(x, pads)
+        return x
+
+
+@register("CenterCropPad", [18])
+def convert_center_crop_pad(node, graph):
+    return result(OnnxCenterCropPad(node.attributes.get("axes")), node)

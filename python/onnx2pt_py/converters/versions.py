@@ -39,14 +39,20 @@ from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY, OperationDe
 from . import (  # noqa: F401  (their converters first: an explicit converter is never aliased over)
     attention,
     cast,
+    contrib,
+    conv,
+    cumulative,
     elementwise,
     loss,
     normalization,
     pooling,
     quantize,
+    recurrent,
     reduce,
     resize,
     rotary,
+    signal,
+    sorting,
     tensor,
 )
 from ._common import ALIASED, register

@@ -107,3 +107,11 @@ def test_shrink_integers():
     x = np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
     model = make_model(helper.make_node("Shrink", ["x"], ["y"], lambd=1.5, bias=1.5), {"x": x}, ["y"], 9)
     check(model, {"x": x})
+
+
+@pytest.mark.parametrize("alpha", [None, 1.702])
+def test_swiglu(alpha):
+    a, b = random((2, 3, 8)), random((2, 3, 8), seed=1)
+    attrs = {} if alpha is None else {"alpha": alpha}
+    node = helper.make_node("SwiGLU", ["a", "b"], ["y"], **attrs)
+    check(make_model(node, {"a": a, "b": b}, ["y"], 28), {"a": a, "b": b}, reference=True)

@@ -139,3 +139,45 @@ def test_quantize_to_types_torch_lacks_names_the_type(to):
     model = make_model(helper.make_node("QuantizeLinear", ["x", "scale"], ["y"], output_dtype=to), feeds, ["y"], 21)
     with pytest.raises(NotImplementedError, match=TensorProto.DataType.Name(to)):
         onnx2torch.convert(model)
+
+
+@pytest.mark.parametrize(
+    "x",
+    [
+        np.array([[-1.5, 0.3, 2.75], [0.0, 4.0, -0.01]], np.float32),
+        np.array([0.2, 0.9, 1.4], np.float32),  # all positive: the range widens to 0
+        np.zeros((2, 3), np.float32),  # a constant: scale 1 / 255
+    ],
+)
+def test_dynamic_quantize_linear(x):
+    node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "scale", "zero_point"])
+    check(make_model(node, {"x": x}, ["y", "scale", "zero_point"], 11), {"x": x})
+
+
+@pytest.mark.parametrize(
+    "a_zero, b_zero", [(None, None), (np.uint8(12), np.uint8(130)), (np.uint8(3), np.arange(4, dtype=np.uint8))]
+)
+def test_matmul_integer(a_zero, b_zero):
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 255, (3, 5), dtype=np.uint8), rng.integers(0, 255, (5, 4), dtype=np.uint8)
+    inputs, feeds = ["a", "b"], {"a": a, "b": b}
+    if a_zero is not None:
+        inputs += ["a_zero", "b_zero"]
+        feeds.update(a_zero=np.asarray(a_zero), b_zero=np.asarray(b_zero))
+    check(make_model(helper.make_node("MatMulInteger", inputs, ["y"]), feeds, ["y"], 10), feeds)
+
+
+def test_matmul_integer_with_only_the_second_zero_point():
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 255, (2, 3, 5), dtype=np.uint8), rng.integers(-128, 127, (5, 4), dtype=np.int8)
+    feeds = {"a": a, "b": b, "b_zero": np.array(5, np.int8)}
+    check(make_model(helper.make_node("MatMulInteger", ["a", "b", "", "b_zero"], ["y"]), feeds, ["y"], 10), feeds)
+
+
+@pytest.mark.parametrize("attrs", [{}, {"pads": [1, 1, 1, 1], "strides": [2, 2]}])
+def test_conv_integer(attrs):
+    rng = np.random.default_rng(2)
+    x, w = rng.integers(0, 255, (1, 2, 6, 6), dtype=np.uint8), rng.integers(0, 255, (3, 2, 3, 3), dtype=np.uint8)
+    feeds = {"x": x, "w": w, "x_zero": np.array(100, np.uint8)}
+    node = helper.make_node("ConvInteger", ["x", "w", "x_zero"], ["y"], **attrs)
+    check(make_model(node, feeds, ["y"], 10), feeds)

@@ -252,3 +252,70 @@ def test_pad_defaults_to_zero_and_computed_pads():
     feeds = {"x": x, "pads": np.array([0, 1, 1, 0, 2, 0], np.int64)}
     model = make_model(helper.make_node("Pad", ["x", "pads"], ["y"]), feeds, ["y"], 21, shapes={"pads": ["n"]})
     check(model, feeds)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, 3, 4, -1, -3, -4])
+def test_flatten_at_every_axis(axis):
+    x = random((2, 3, 4, 5))
+    check(make_model(helper.make_node("Flatten", ["x"], ["y"], axis=axis), {"x": x}, ["y"], 13), {"x": x})
+
+
+@pytest.mark.parametrize(
+    "dtype, to",
+    [
+        (np.float32, TensorProto.INT32),
+        (np.int32, TensorProto.FLOAT),
+        (np.float16, TensorProto.INT16),
+        (np.int64, TensorProto.UINT64),
+    ],
+)
+def test_bitcast_keeps_the_bits(dtype, to):
+    x = (random((3, 4)) * 100).astype(dtype)
+    check(make_model(helper.make_node("BitCast", ["x"], ["y"], to=to), {"x": x}, ["y"], 26), {"x": x}, reference=True)
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1, -1])
+def test_compress(axis):
+    x = random((3, 4))
+    condition = np.array([True, False, True], bool) if axis == 0 else np.array([0, 1, 1, 0], bool)
+    attrs = {} if axis is None else {"axis": axis}
+    feeds = {"x": x, "condition": condition}
+    check(make_model(helper.make_node("Compress", ["x", "condition"], ["y"], **attrs), feeds, ["y"], 11), feeds)
+
+
+@pytest.mark.parametrize("batch_axis, time_axis, shape", [(1, 0, (4, 3, 2)), (0, 1, (3, 4)), (0, 1, (3, 5, 2))])
+def test_reverse_sequence(batch_axis, time_axis, shape):
+    x = random(shape)
+    lengths = np.array([1, 3, 2][: shape[batch_axis]], np.int64)
+    feeds = {"x": x, "lengths": lengths}
+    node = helper.make_node("ReverseSequence", ["x", "lengths"], ["y"], batch_axis=batch_axis, time_axis=time_axis)
+    check(make_model(node, feeds, ["y"], 10), feeds)
+
+
+@pytest.mark.parametrize(
+    "reduction, opset", [(None, 11), ("add", 16), ("mul", 16), ("max", 18), ("min", 18), ("none", 18)]
+)
+@pytest.mark.parametrize("depth", [1, 2])
+def test_scatter_nd(reduction, opset, depth):
+    data = random((4, 3, 5))
+    # Repeated indices, and a negative one (from the end).
+    indices = np.array([[0, 1], [2, -1], [0, 1]], np.int64)[:, :depth]
+    if reduction in (None, "none"):
+        indices = indices[:2]
+    updates = random(indices.shape[:1] + data.shape[depth:], seed=1)
+    attrs = {} if reduction is None else {"reduction": reduction}
+    node = helper.make_node("ScatterND", ["data", "indices", "updates"], ["y"], **attrs)
+    feeds = {"data": data, "indices": indices, "updates": updates}
+    check(make_model(node, feeds, ["y"], opset), feeds)
+
+
+@pytest.mark.parametrize(
+    "shape, target, axes",
+    [((5, 6, 3), [3, 8], [0, 1]), ((4, 7), [6, 3], None), ((2, 5, 5, 3), [4, 9], [-3, 2]), ((3, 4), [3, 4], None)],
+)
+def test_center_crop_pad(shape, target, axes):
+    x = random(shape)
+    attrs = {} if axes is None else {"axes": axes}
+    node = helper.make_node("CenterCropPad", ["x", "shape"], ["y"], **attrs)
+    model = make_model(node, {"x": x}, ["y"], 18, initializers={"shape": np.array(target, np.int64)})
+    check(model, {"x": x}, reference=True)

@@ -154,7 +154,21 @@ def _nonzero(opset):
     return make_model(helper.make_node("NonZero", ["x"], ["y"]), {"x": x}, ["y"], opset), {"x": x}
 
 
+def _compress(opset):
+    x, condition = random((3, 4)), np.array([True, False, True])
+    model = make_model(helper.make_node("Compress", ["x", "c"], ["y"], axis=0), {"x": x, "c": condition}, ["y"], opset)
+    return model, {"x": x, "c": condition}
+
+
+def _reverse_sequence(opset):
+    x, lengths = random((4, 3)), np.array([1, 4, 2], np.int64)
+    node = helper.make_node("ReverseSequence", ["x", "n"], ["y"], batch_axis=1, time_axis=0)
+    return make_model(node, {"x": x, "n": lengths}, ["y"], opset), {"x": x, "n": lengths}
+
+
 BUILDERS = {
+    "Compress": _compress,
+    "ReverseSequence": _reverse_sequence,
     "Acos": _unary("Acos"),
     "Asin": _unary("Asin"),
     "Atan": _unary("Atan"),
@@ -248,15 +262,14 @@ def test_alias_list_is_reviewed():
     # for semantic changes its signature does not show (see versions.py),
     # then added here.
     expected = {
-        "Acos": [22], "ArgMax": [1], "ArgMin": [1], "Asin": [22], "Atan": [22], "Celu": [28],
+        "Acos": [22], "ArgMax": [1], "ArgMin": [1], "Asin": [22], "Atan": [22], "Celu": [28], "Compress": [28],
         "Constant": [1, 19, 21, 23, 24, 25], "ConstantOfShape": [20, 21, 23, 24, 25], "Conv": [22],
         "ConvTranspose": [22], "Cos": [22], "DepthToSpace": [28], "DequantizeLinear": [28], "Einsum": [28],
         "Elu": [22], "Equal": [19], "EyeLike": [22], "Flatten": [1, 21, 23, 24, 25], "Gemm": [7],
         "GlobalAveragePool": [22], "GreaterOrEqual": [16], "HardSigmoid": [22], "HardSwish": [22],
-        "Identity": [19, 21, 23, 24, 25], "InstanceNormalization": [22], "IsInf": [20], "IsNaN": [9, 20],
+        "Identity": [19, 21, 23, 24, 25], "InstanceNormalization": [22], "IsNaN": [9, 20],
         "LessOrEqual": [16], "Max": [6], "Mean": [6], "Min": [6], "PRelu": [6],
-        "QuantizeLinear": [28], "RoiAlign": [22], "Round": [22],
-        "ScatterND": [18], "Selu": [22], "Shape": [19, 21, 23, 24, 25], "Sin": [22], "Softplus": [22],
+        "QuantizeLinear": [28], "ReverseSequence": [28], "RoiAlign": [22], "Round": [22], "Selu": [22], "Shape": [19, 21, 23, 24, 25], "Sin": [22], "Softplus": [22],
         "Softsign": [22], "Squeeze": [23, 24, 25], "Sum": [6], "Tan": [22], "TopK": [24],
         "Transpose": [21, 23, 24, 25], "Unsqueeze": [21, 23, 24, 25],
     }  # fmt: skip
@@ -272,9 +285,10 @@ def test_signature_change_breaks_the_chain():
     # serve them (tensor.py has its own).
     from onnx2torch.node_converters.registry import _CONVERTER_REGISTRY
 
-    from onnx2pt_py.converters import REGISTERED
+    from onnx2pt_py.converters import REGISTERED, REPLACED
 
     onnx2torch_only = {k: v for k, v in _CONVERTER_REGISTRY.items() if k not in REGISTERED}
+    onnx2torch_only.update(REPLACED)
     aliased = {(op, version) for op, version, _ in versions.compute_aliases(onnx2torch_only)}
     assert ("Identity", 19) in aliased
     for key in [("Pad", 18), ("Split", 18), ("ReduceMax", 18), ("Mod", 28), ("Resize", 18)]:
