@@ -249,12 +249,17 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 		return err
 	}
 	for _, o := range ver.Outputs {
-		log.WithFields(logrus.Fields{"output": o.Name, "max_rel_diff": fmtDiff(o.MaxRelDiff), "atol": ver.Atol, "rtol": ver.Rtol}).
+		log.WithFields(logrus.Fields{"output": o.Name, "max_rel_diff": fmtDiff(o.MaxRelDiff), "atol": ver.Atol, "rtol": ver.Rtol,
+			"compared": fmt.Sprintf("%d of %d", o.Compared, o.Elements)}).
 			Infof("Max abs diff vs %s: %s", reference, fmtDiff(o.MaxAbsDiff))
 	}
 	if d := ver.Divergence; d != nil {
 		log.WithFields(logrus.Fields{"node": d.Node, "op": d.Op, "output": d.Output, "max_rel_diff": fmtDiff(d.MaxRelDiff)}).
 			Warnf("First diverging node: %s (%s), output %q, max abs diff %s", d.Node, d.Op, d.Output, fmtDiff(d.MaxAbsDiff))
+	}
+	if !ver.Passed && ver.Reason != "" {
+		return &Error{Input: m.Input, Stage: "verify", Msg: fmt.Sprintf(
+			"%s: not verified: %s; no outputs written, details in %s", m.Input, ver.Reason, paths.FailedReport)}
 	}
 	if !ver.Passed {
 		where := ""

@@ -187,6 +187,12 @@ type Weights struct {
 // Probe is one forward pass with test tensors.
 type Probe struct {
 	Batch int `json:"batch"`
+	// Kind is how its inputs were drawn: "normal" (N(0, 1); inputs of ops
+	// defined for positive values alone drawn positive), "positive" or
+	// "uniform" (when the model's outputs were mostly NaN or infinite on
+	// the kinds before), "edge" (zeros, repeated values and large
+	// magnitudes), or "data" (the user's).
+	Kind string `json:"kind"`
 	// Data is the user's input data the probe used, if any (Batch is 0).
 	Data         string  `json:"data,omitempty"`
 	InputShapes  [][]int `json:"input_shapes"`
@@ -199,6 +205,9 @@ type Verification struct {
 	Atol    float64        `json:"atol"`
 	Rtol    float64        `json:"rtol"`
 	Outputs []OutputParity `json:"outputs"`
+	// Reason says why verification failed where no difference does: an
+	// output the probes left mostly NaN or infinite.
+	Reason string `json:"reason,omitempty"`
 	// Divergence is the first node, in graph order, whose output differs
 	// from onnxruntime's beyond tolerance: looked for when verification
 	// fails, or always with verify.locate.
@@ -253,20 +262,26 @@ type Divergence struct {
 
 // OutputParity is the largest difference seen on one output over all
 // probes, over the values that are finite on both sides (nil: the
-// difference itself overflowed); MaxRelDiff is relative to MaxExpected. NaN and infinities must sit at the same
-// places with the same values on both sides, and the dtype must be
-// onnxruntime's, for an output to be within tolerance.
+// difference itself overflowed); MaxRelDiff is relative to the scale each
+// element is judged at (its slice's, see the README's Verification). NaN
+// and infinities must sit at the same places with the same values on both
+// sides, the dtype must be onnxruntime's, and most expected values must be
+// finite (FiniteShare), for an output to be within tolerance.
 type OutputParity struct {
 	Name          string   `json:"name"`
 	DType         string   `json:"dtype"`
 	ExpectedDType string   `json:"expected_dtype"`
 	MaxAbsDiff    *float64 `json:"max_abs_diff"`
 	MaxRelDiff    *float64 `json:"max_rel_diff"`
-	// MaxExpected is the largest finite expected magnitude: the scale the
-	// differences are bounded by (atol + rtol·MaxExpected).
+	// MaxExpected is the largest finite expected magnitude.
 	MaxExpected         float64 `json:"max_expected"`
 	NonfiniteMismatches int     `json:"nonfinite_mismatches"`
-	WithinTolerance     bool    `json:"within_tolerance"`
+	// Elements is how many values the probes gave, Compared how many of
+	// them were finite in the expected outputs, FiniteShare their ratio.
+	Elements        int     `json:"elements"`
+	Compared        int     `json:"compared"`
+	FiniteShare     float64 `json:"finite_share"`
+	WithinTolerance bool    `json:"within_tolerance"`
 }
 
 // Timing is how long one stage took.

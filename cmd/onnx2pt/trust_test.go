@@ -175,3 +175,67 @@ func readJSON(t *testing.T, path string) map[string]any {
 	}
 	return m
 }
+
+// logMatMul writes m.onnx: y = log(x) · w, NaN everywhere for inputs drawn
+// around zero.
+const logMatMul = `
+import numpy as np, onnx
+from onnx import TensorProto, helper, numpy_helper
+w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), "w")
+graph = helper.make_graph([helper.make_node("Log", ["x"], ["l"]), helper.make_node("MatMul", ["l", "w"], ["y"])],
+    "log_matmul", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 8])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], [w])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 8
+onnx.save(model, "m.onnx")
+`
+
+func TestAWrongConversionIsNotVerified(t *testing.T) {
+	dir := t.TempDir()
+	python(t, dir, logMatMul)
+	args := []string{"convert", "--input", "m.onnx", "--artifacts", "checkpoint,state_dict"}
+	// MatMul's converter negates its result (the test hooks'
+	// ONNX2PT_TEST_MUTATION): the probes must reach values where log is
+	// finite, or nothing is compared and the model passes.
+	cmd := hooked(t, dir, t.TempDir(), args...)
+	cmd.Env = append(cmd.Env, "ONNX2PT_TEST_MUTATION=sign_flip@y")
+	r := runCmd(t, cmd)
+	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "differ from onnxruntime beyond tolerance") {
+		t.Fatalf("a negated MatMul was not refused: exit %d\n%s", r.code, r.stderr)
+	}
+	assertOnly(t, dir, "m.onnx", "m.failed.report.json")
+	// The same model converted correctly verifies, every element compared.
+	if r := onnx2pt(t, dir, args...); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	verification, _ := readJSON(t, filepath.Join(dir, "m.report.json"))["verification"].(map[string]any)
+	outputs, _ := verification["outputs"].([]any)
+	if len(outputs) != 1 || outputs[0].(map[string]any)["finite_share"] != 1.0 {
+		t.Errorf("verification %v", verification)
+	}
+}
+
+// alwaysNaN writes m.onnx: y = sqrt(-(x²) - 1), NaN for every input.
+const alwaysNaN = `
+import numpy as np, onnx
+from onnx import TensorProto, helper, numpy_helper
+one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+nodes = [helper.make_node("Mul", ["x", "x"], ["s"]), helper.make_node("Neg", ["s"], ["n"]),
+    helper.make_node("Sub", ["n", "one"], ["b"]), helper.make_node("Sqrt", ["b"], ["y"])]
+graph = helper.make_graph(nodes, "nan", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])], [one])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+model.ir_version = 8
+onnx.save(model, "m.onnx")
+`
+
+func TestAnOutputWithNothingToCompareIsNotVerified(t *testing.T) {
+	dir := t.TempDir()
+	python(t, dir, alwaysNaN)
+	r := onnx2pt(t, dir, "convert", "--input", "m.onnx", "--artifacts", "checkpoint,state_dict")
+	last := lastLine(r.stderr)
+	if r.code != 1 || !strings.Contains(last, "not verified: too few finite values to compare in 'y' (0% finite)") || !strings.Contains(last, "data.inputs") {
+		t.Fatalf("exit %d, last line %q", r.code, last)
+	}
+	assertOnly(t, dir, "m.onnx", "m.failed.report.json")
+}

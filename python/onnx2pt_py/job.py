@@ -72,8 +72,11 @@ class ConversionJob:
         self.info = None
         self.torch_model = None
         self._probes = None  # [(batch or None, [np.ndarray inputs])]
+        self._probe_kinds = None  # per probe: a probes.KINDS, "edge" or "data"
         self._expected = None  # [[np.ndarray outputs]] per probe
         self._session = None  # onnxruntime on the original model
+        self.probe_kind = None  # the probes.KINDS the random probes were drawn as
+        self._bounds = self._positive = None  # integer inputs' bounds, inputs drawn positive
         self._rewrites = {}  # export-friendly replacements made to torch_model
 
     def load(self):
@@ -136,7 +139,7 @@ class ConversionJob:
     def probe(self):
         """Forward the probe inputs; check the outputs' number and shapes."""
         results = []
-        for batch, inputs in self.probes():
+        for (batch, inputs), kind in zip(self.probes(), self._probe_kinds):
             outputs = self.run_torch(self.torch_model, inputs)
             if len(outputs) != len(self.info["outputs"]):
                 raise UserError(
@@ -148,6 +151,7 @@ class ConversionJob:
             results.append(
                 {
                     "batch": batch or 0,
+                    "kind": kind,
                     "data": self.data or "",
                     "input_shapes": [list(x.shape) for x in inputs],
                     "output_shapes": [list(o.shape) for o in outputs],
@@ -180,10 +184,32 @@ class ConversionJob:
         names = [o["name"] for o in self.info["outputs"]]
         stats = parity.compare_all(names, self.expected(), actual, self.atol, self.rtol)
         result = parity.summary(stats, self.atol, self.rtol)
+        result["reason"] = self._unverified(stats)
+        result["passed"] = result["passed"] and not result["reason"]
         result["divergence"] = None
         if not result["passed"] or self.always_locate:
             result["divergence"] = self.find_divergence(reloaded)
         return result
+
+    def _unverified(self, stats):
+        """Why the probes verified too little of some output, or "": an
+        output counts only when most of its expected values are finite
+        (NaN matching NaN says nothing about the computation). The user's
+        own data is taken as it is."""
+        if self.data:
+            return ""
+        thin = [(s["name"], s["compared"] / s["elements"]) for s in stats if s["elements"]]
+        thin = [(name, share) for name, share in thin if share < parity.MIN_COMPARED_SHARE]
+        if not thin:
+            return ""
+        for stat in stats:
+            if any(stat["name"] == name for name, _ in thin):
+                stat["within_tolerance"] = False
+        outputs = ", ".join(f"{name!r} ({share:.0%} finite)" for name, share in thin)
+        return (
+            f"too few finite values to compare in {outputs} on every kind of probe tried "
+            f"({', '.join(probes.KINDS)} inputs); give inputs that exercise the model with data.inputs"
+        )
 
     def export(self, fmt, path, metadata):
         """Write the model as a portable artifact (artifacts.FORMATS) to path
@@ -209,7 +235,7 @@ class ConversionJob:
             result["node"] = artifacts_mod.failing_node(self.torch_model, e)
             return result
         result["sha256"] = model_info.sha256_file(path)
-        result["batches"] = [b or 0 for b, _ in checks]
+        result["batches"] = list(dict.fromkeys(b or 0 for b, _ in checks))  # the edge probe repeats one
         try:
             actual, error = artifacts_mod.check(fmt, path, [inputs for _, inputs in checks])
             if error:
@@ -235,11 +261,9 @@ class ConversionJob:
         checks, expected = self.probes(), self.expected()
         if self.data:
             return checks, expected, checks[0][1]
-        specs = self.info["inputs"]
-        bounds = {**probes.int_bounds(self.onnx_model), **self.int_bounds}
         extra = artifacts_mod.unseen_batch(self.batch_sizes)
-        example = probes.make_inputs(specs, artifacts_mod.example_batch(self.batch_sizes), self.dims, self.seed, bounds)
-        unseen = (extra, probes.make_inputs(specs, extra, self.dims, self.seed + extra, bounds))
+        example = self.random_inputs(artifacts_mod.example_batch(self.batch_sizes), self.seed, self.probe_kind)
+        unseen = (extra, self.random_inputs(extra, self.seed + extra, self.probe_kind))
         return checks + [unseen], expected + self.expected_for([unseen[1]]), example
 
     def find_divergence(self, model):
@@ -252,15 +276,7 @@ class ConversionJob:
     def probes(self):
         """The probe inputs, made once: [(batch or None, [arrays])]."""
         if self._probes is None:
-            specs = self.info["inputs"]
-            if self.data:
-                names = [s["name"] for s in specs]
-                self._probes = [(None, probes.load_arrays(self.data, names, "input data"))]
-            else:
-                bounds = {**probes.int_bounds(self.onnx_model), **self.int_bounds}
-                self._probes = [
-                    (b, probes.make_inputs(specs, b, self.dims, self.seed + b, bounds)) for b in self.batch_sizes
-                ]
+            self._draw()
         return self._probes
 
     def expected(self):
@@ -269,12 +285,63 @@ class ConversionJob:
         stops at protobuf's 2 GiB, and onnxruntime reads external data
         beside the file itself)."""
         if self._expected is None:
+            self._draw()
+        return self._expected
+
+    def _draw(self):
+        """Make the probes and their expected outputs. The user's data is
+        one probe. Otherwise one random probe per batch size plus an edge
+        probe (probes.edge_values) at the largest, of the first kind
+        (probes.KINDS) on which every output is mostly finite (else the kind
+        where the least finite output is most so, and _unverified says why
+        that is not enough)."""
+        if self.data:
+            names = [s["name"] for s in self.info["inputs"]]
+            self._probes = [(None, probes.load_arrays(self.data, names, "input data"))]
+            self._probe_kinds = ["data"]
             if self.expected_data:
                 names = [o["name"] for o in self.info["outputs"]]
                 self._expected = [probes.load_arrays(self.expected_data, names, "expected outputs")]
             else:
-                self._expected = self.expected_for([inputs for _, inputs in self.probes()])
-        return self._expected
+                self._expected = self.expected_for([inputs for _, inputs in self._probes])
+            return
+        best = None
+        for kind in probes.KINDS:
+            drawn, expected, kinds = self._draw_kind(kind)
+            shares = finite_shares(expected)
+            if best is None or min(shares.values(), default=1) > min(best[3].values(), default=1):
+                best = (drawn, expected, kinds, shares)
+            if all(share >= parity.MIN_COMPARED_SHARE for share in shares.values()):
+                break
+        self._probes, self._expected, self._probe_kinds, _ = best
+        self.probe_kind = self._probe_kinds[0]
+
+    def _draw_kind(self, kind):
+        """Random probes of one kind at each batch size, and the edge probe at
+        the largest; with their expected outputs."""
+        drawn = [(b, self.random_inputs(b, self.seed + b, kind)) for b in self.batch_sizes]
+        expected = self.expected_for([inputs for _, inputs in drawn])
+        kinds = [kind] * len(drawn)
+        batch = max(self.batch_sizes)
+        edge = (batch, self.random_inputs(batch, self.seed + EDGE_SEED + batch, kind, edge=True))
+        try:
+            # Values at the edge can be beyond what a model accepts (an
+            # index it checks, say); then the random probes stand alone.
+            expected += self.expected_for([edge[1]])
+            drawn, kinds = drawn + [edge], kinds + ["edge"]
+        except UserError:
+            pass
+        return drawn, expected, kinds
+
+    def random_inputs(self, batch, seed, kind, edge=False, domain=True):
+        """One random probe (probes.make_inputs); domain: inputs of ops
+        defined for positive values alone drawn positive."""
+        specs = self.info["inputs"]
+        if self._bounds is None:
+            self._bounds = {**probes.int_bounds(self.onnx_model), **self.int_bounds}
+            self._positive = probes.positive_inputs(self.onnx_model)
+        positive = self._positive if domain else ()
+        return probes.make_inputs(specs, batch, self.dims, seed, self._bounds, kind, positive, edge)
 
     def expected_for(self, probe_inputs):
         """onnxruntime's outputs on the original model for each probe's inputs."""
@@ -294,6 +361,23 @@ class ConversionJob:
 
         with torch.no_grad():
             return [o.numpy() for o in as_list(model(*[torch.from_numpy(np.asarray(x)) for x in inputs]))]
+
+
+# The edge probe's seed, apart from the random probes' (seed + batch size).
+EDGE_SEED = 7919
+
+
+def finite_shares(expected):
+    """Per output index: the share of its floating elements, over all
+    probes, that are finite (1 for other dtypes)."""
+    finite, total = {}, {}
+    for probe_outputs in expected:
+        for i, y in enumerate(probe_outputs):
+            y = np.asarray(y)
+            total[i] = total.get(i, 0) + y.size
+            count = np.count_nonzero(np.isfinite(y)) if y.dtype.kind == "f" else y.size
+            finite[i] = finite.get(i, 0) + int(count)
+    return {i: finite[i] / total[i] if total[i] else 1.0 for i in total}
 
 
 def count_weights(model):

@@ -23,24 +23,37 @@ def onnxruntime_session(model):
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
+# A slice needs this many elements for its own scale to judge it (fewer,
+# and an element is judged at the output's scale alone).
+MIN_SLICE = 8
+# No slice's scale counts for less than this share of its output's scale:
+# rounding in a small channel still follows the magnitudes summed into it.
+SCALE_FLOOR = 1e-2
+# An output must have at least this share of its elements finite in the
+# expected outputs, over the probes, to count as verified.
+MIN_COMPARED_SHARE = 0.5
+
+
 def summary(stats, atol, rtol):
     """The verification result for the Go host: JSON has no infinity, so a
     difference that overflowed is None."""
     for stat in stats:
         for key in ("max_abs_diff", "max_rel_diff"):
             stat[key] = stat[key] if np.isfinite(stat[key]) else None
+        stat["finite_share"] = stat["compared"] / stat["elements"] if stat["elements"] else 1.0
     return {"outputs": stats, "passed": all(s["within_tolerance"] for s in stats), "atol": atol, "rtol": rtol}
 
 
-def compare_all(names, expected, actual, atol, rtol):
+def compare_all(names, expected, actual, atol, rtol, **rule):
     """stats for each output over probes: expected and actual are lists (one
-    per probe) of lists of arrays (one per output)."""
+    per probe) of lists of arrays (one per output). rule: compare's
+    min_slice and floor."""
     stats = [new_stat(n) for n in names]
     for want_outputs, got_outputs in zip(expected, actual):
         if len(got_outputs) != len(want_outputs):
             raise UserError(f"the model returns {len(got_outputs)} outputs, {len(want_outputs)} were expected")
         for stat, want, got in zip(stats, want_outputs, got_outputs):
-            compare(stat, np.asarray(want), np.asarray(got), atol, rtol)
+            compare(stat, np.asarray(want), np.asarray(got), atol, rtol, **rule)
     return stats
 
 
@@ -53,24 +66,44 @@ def new_stat(name):
         "max_rel_diff": 0.0,
         "max_expected": 0.0,
         "nonfinite_mismatches": 0,
+        "elements": 0,
+        "compared": 0,
         "within_tolerance": True,
     }
 
 
-def compare(stat, expected, actual, atol, rtol):
+def slice_scale(magnitude, min_slice=MIN_SLICE, floor=SCALE_FLOOR):
+    """The scale each element is judged at: the largest magnitude among the
+    elements that share its index along one axis (a channel of a detection
+    head, a feature across tokens, a class across the batch), the smallest
+    such over the axes past the first (the batch) whose slices hold at
+    least min_slice elements; never below floor times the output's largest
+    magnitude. magnitude: |expected| with non-finite values as 0."""
+    whole = float(magnitude.max()) if magnitude.size else 0.0
+    scale = np.full(magnitude.shape, whole)
+    for axis in range(1, magnitude.ndim):
+        n = magnitude.shape[axis]
+        if n < 2 or magnitude.size // n < min_slice:
+            continue
+        others = tuple(a for a in range(magnitude.ndim) if a != axis)
+        scale = np.minimum(scale, magnitude.max(axis=others, keepdims=True))
+    return np.maximum(scale, floor * whole)
+
+
+def compare(stat, expected, actual, atol, rtol, min_slice=MIN_SLICE, floor=SCALE_FLOOR):
     """Fold one probe's output into stat.
 
-    Floating outputs pass where |actual - expected| <= atol + rtol*max|expected|
-    over the finite values, max|expected| being the largest finite expected
-    magnitude of this output in this probe: float32 rounding in another
-    summation order grows with the output's scale, not with each element's
-    (an element near zero in a large output carries the same absolute
-    error as its neighbours), so an elementwise bound fails correct models
-    while this one still fails a converted model with one perturbed weight
-    (see the README). Non-finite values must sit at the same positions with
-    the same value (NaN with NaN, +inf with +inf). Other dtypes must be
-    equal. The dtype must be onnxruntime's. max_rel_diff is likewise
-    max|difference| / max|expected|.
+    Floating outputs pass where |actual - expected| <= atol + rtol*S at every
+    element finite on both sides, S being the element's slice scale
+    (slice_scale): float32 rounding in another summation order grows with
+    the magnitudes summed, so an element near zero carries the error of its
+    neighbours and an elementwise bound fails correct models; but one scale
+    for a whole output lets a wrong channel of small values hide beside
+    large ones (class scores beside box coordinates in a detection head).
+    Non-finite values must sit at the same positions with the same value
+    (NaN with NaN, +inf with +inf). Other dtypes must be equal. The dtype
+    must be onnxruntime's. max_rel_diff is the largest |difference| / S.
+    compared counts the elements whose expected value is finite.
     """
     if expected.shape != actual.shape:
         raise UserError(
@@ -79,9 +112,11 @@ def compare(stat, expected, actual, atol, rtol):
     stat["expected_dtype"], stat["dtype"] = expected.dtype.name, actual.dtype.name
     if expected.dtype != actual.dtype:
         stat["within_tolerance"] = False
+    stat["elements"] += int(expected.size)
     if expected.size == 0:
         return
     if expected.dtype.kind != "f":  # integers and booleans must be equal
+        stat["compared"] += int(expected.size)
         diff = np.abs(expected.astype(np.float64) - actual.astype(np.float64))
         stat["max_abs_diff"] = max(stat["max_abs_diff"], float(diff.max()))
         stat["within_tolerance"] = stat["within_tolerance"] and bool(np.array_equal(expected, actual))
@@ -89,17 +124,19 @@ def compare(stat, expected, actual, atol, rtol):
     expected = expected.astype(np.float64)
     actual = actual.astype(np.float64)
     finite_e, finite_a = np.isfinite(expected), np.isfinite(actual)
+    stat["compared"] += int(np.count_nonzero(finite_e))
     # NaN equals NaN; an infinity equals the same infinity.
     nonfinite_ok = (finite_e == finite_a) & (finite_e | (np.isnan(expected) & np.isnan(actual)) | (expected == actual))
     mismatches = int(nonfinite_ok.size - np.count_nonzero(nonfinite_ok))
     both = finite_e & finite_a
+    magnitude = np.where(finite_e, np.abs(expected), 0.0)
+    scale = slice_scale(magnitude, min_slice, floor)
+    stat["max_expected"] = max(stat["max_expected"], float(magnitude.max()))
     diff = np.abs(actual[both] - expected[both])
-    scale = float(np.abs(expected[finite_e]).max()) if finite_e.any() else 0.0
-    stat["max_expected"] = max(stat["max_expected"], scale)
     if diff.size:
         stat["max_abs_diff"] = max(stat["max_abs_diff"], float(diff.max()))
-        rel = float(diff.max()) / max(scale, float(np.finfo(np.float32).tiny))
-        stat["max_rel_diff"] = max(stat["max_rel_diff"], rel)
+        rel = diff / np.maximum(scale[both], float(np.finfo(np.float32).tiny))
+        stat["max_rel_diff"] = max(stat["max_rel_diff"], float(rel.max()))
     stat["nonfinite_mismatches"] += mismatches
-    within = mismatches == 0 and bool(np.all(diff <= atol + rtol * scale))
+    within = mismatches == 0 and bool(np.all(diff <= atol + rtol * scale[both]))
     stat["within_tolerance"] = stat["within_tolerance"] and within

@@ -27,9 +27,27 @@ def concrete_shape(spec, batch, dims):
     return shape
 
 
-def make_inputs(specs, batch, dims, seed, int_bounds=None):
+# How random probes are drawn, in the order tried: a kind is given up for
+# the next when some output of the model is finite on fewer than half its
+# elements (a graph whose first op takes the log of its input is NaN
+# everywhere on inputs around zero).
+KINDS = ("normal", "positive", "uniform")
+
+# The edge probe's large values: rounding, overflow and saturation show
+# there, and a converter that clamps or rescales differs. Half precision
+# (largest value 65504) gets a smaller factor, so squares stay finite.
+LARGE = 1e3
+LARGE_HALF = 10.0
+
+
+def make_inputs(specs, batch, dims, seed, int_bounds=None, kind="normal", positive=(), edge=False):
     """Random inputs for one probe. Integer inputs are drawn below the bound
-    int_bounds gives for them (e.g. the rows of the table they index)."""
+    int_bounds gives for them (e.g. the rows of the table they index).
+    Floating inputs: kind "normal" draws N(0, 1), except the inputs named in
+    positive (they feed an op defined for positive values alone, see
+    positive_inputs), drawn from |N(0, 1)| + 0.1; "positive" draws every
+    floating input that way; "uniform" from U(0, 1). edge: then made edge
+    cases (edge_values)."""
     rng = np.random.default_rng(seed)
     int_bounds = int_bounds or {}
     inputs = []
@@ -40,16 +58,103 @@ def make_inputs(specs, batch, dims, seed, int_bounds=None):
                 f"input {spec['name']!r} would have shape {shape}: too large to probe; set its dimensions in the config"
             )
         dtype = np.dtype(spec["dtype"]) if spec["dtype"] != "unknown" else np.dtype("float32")
+        bound = int_bounds.get(spec["name"], DEFAULT_INT_BOUND)
+        domain = spec["name"] in positive
         if dtype.kind == "f":
-            x = rng.standard_normal(shape).astype(dtype)
+            if kind == "uniform":
+                x = rng.random(shape)
+            elif kind == "positive" or domain:
+                x = np.abs(rng.standard_normal(shape)) + 0.1
+            else:
+                x = rng.standard_normal(shape)
+            x = x.astype(dtype)
         elif dtype.kind in "iu":
-            x = rng.integers(0, int_bounds.get(spec["name"], DEFAULT_INT_BOUND), size=shape).astype(dtype)
+            x = rng.integers(0, bound, size=shape).astype(dtype)
         elif dtype.kind == "b":
             x = rng.random(shape) > 0.5
         else:
             raise UserError(f"input {spec['name']!r} has dtype {dtype}, which cannot be probed")
+        if edge:
+            x = edge_values(x, rng, bound, domain or kind != "normal")
         inputs.append(x)
     return inputs
+
+
+def edge_values(x, rng, bound, domain):
+    """x with its first slices along the first axis of size 3 or more (the
+    batch, where there is one) made edge cases: all zeros (a padding row,
+    an empty image: normalisations divide by a zero norm or variance), one
+    value repeated (ties for ArgMax, TopK and max pooling; a zero variance
+    that the mean must cancel exactly), and large magnitudes (LARGE times
+    the draw; for integers the largest valid index). Inputs in an op's
+    positive domain keep positive values: ones for zeros. Other slices keep
+    their random values."""
+    axis = next((a for a, n in enumerate(x.shape) if n >= 3), None)
+    if axis is None:
+        return x
+    x = np.moveaxis(x.copy(), axis, 0)
+    if x.dtype.kind == "b":
+        x[0], x[1] = False, True
+    elif x.dtype.kind in "iu":
+        x[0], x[1], x[2] = 0, rng.integers(0, bound), bound - 1
+    else:
+        x[0] = 1 if domain else 0
+        x[1] = x[1].flat[np.argmax(np.abs(x[1]))]  # the largest: a tie far from zero
+        x[2] = x[2] * (LARGE_HALF if x.dtype.itemsize <= 2 else LARGE)
+    return np.moveaxis(x, 0, axis)
+
+
+# Ops undefined for negative (or zero) values at these input positions; a
+# graph input reaching one through ops that keep values as they are is
+# drawn positive.
+_POSITIVE_DOMAIN = {"Log": (0,), "Sqrt": (0,), "Reciprocal": (0,), "Pow": (0,), "Div": (1,)}
+_KEEPS_VALUES = {
+    "Identity", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Cast", "Slice", "Concat", "Split",
+    "Expand", "Tile", "Gather", "MaxPool", "Resize", "Upsample", "DepthToSpace", "SpaceToDepth",
+}  # fmt: skip
+
+
+def positive_inputs(model):
+    """Names of the floating graph inputs that reach an op's positive domain
+    (the argument of Log, Sqrt, Reciprocal, a Pow base with a fractional or
+    unknown exponent, a Div denominator) through ops that keep values."""
+    graph = model.graph
+    constants = {i.name: i for i in graph.initializer}
+    consumers = {}
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            consumers.setdefault(name, []).append((node, position))
+    found = set()
+    for value in graph.input:
+        if value.name in constants or value.type.tensor_type.elem_type not in _FLOATS:
+            continue
+        frontier, seen = [value.name], set()
+        while frontier:
+            name = frontier.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for node, position in consumers.get(name, ()):
+                if position in _POSITIVE_DOMAIN.get(node.op_type, ()) and not _integer_power(node, constants):
+                    found.add(value.name)
+                elif node.op_type in _KEEPS_VALUES and position == 0 or node.op_type == "Concat":
+                    frontier.extend(o for o in node.output if o)
+    return found
+
+
+# onnx.TensorProto FLOAT, DOUBLE, FLOAT16, BFLOAT16
+_FLOATS = (1, 11, 10, 16)
+
+
+def _integer_power(node, constants):
+    """A Pow whose exponent is a constant of whole numbers: defined for
+    negative bases."""
+    if node.op_type != "Pow" or len(node.input) < 2 or node.input[1] not in constants:
+        return False
+    from onnx import numpy_helper
+
+    exponent = numpy_helper.to_array(constants[node.input[1]])
+    return bool(np.all(np.mod(exponent, 1) == 0))
 
 
 # Ops whose input at the given position indexes the given axis of input 0.

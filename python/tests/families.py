@@ -41,6 +41,8 @@ CALIBRATION_BATCH = 8
 
 TORCHVISION = ("squeezenet1_0", "shufflenet_v2_x0_5", "mobilenet_v3_small", "resnet18")
 TRANSFORMERS = ("mha_block", "qkv_block", "token_embedding")
+# Two-layer bidirectional recurrent taggers: an LSTM run time-major, a GRU batch-first.
+RECURRENT = ("lstm_tagger", "gru_tagger")
 # The legacy TorchScript exporter at two opsets, and the exporter torch uses
 # by default (torch.export + onnxscript) at its default opset. The legacy
 # exporter needs opset 14 for nn.MultiheadAttention (scaled_dot_product_attention);
@@ -74,12 +76,46 @@ def specs():
     for block in TRANSFORMERS:
         for exporter in TRANSFORMER_EXPORTERS:
             out.append(torch_spec(f"{block}_{exporter}", "transformer", exporter, _transformer, block))
+    # The same transformer after onnxruntime's transformer optimizer: fused
+    # com.microsoft ops (SkipLayerNormalization, FastGelu).
+    out.append(
+        Spec(
+            "token_embedding_ort_optimized",
+            "transformer",
+            "ort-optimizer",
+            _ort_optimized,
+            torch_factory=functools.partial(_transformer, "token_embedding"),
+        )
+    )
+    for kind in RECURRENT:
+        for exporter in ("legacy17", "dynamo"):
+            out.append(torch_spec(f"{kind}_{exporter}", "recurrent", exporter, _recurrent, kind))
     out.append(Spec("keras_nhwc", "keras", "helper", _keras_nhwc))
     out.append(Spec("paddle_constants", "paddle", "helper", _paddle_constants))
     out.append(
         Spec("custom_op", "custom", "helper", _custom_op, expect="fails", fails_on="Frobnicate", node="blocks.0.frob")
     )
-    return out
+    return out + edge_specs()
+
+
+def edge_specs():
+    """Models whose outputs hide wrong conversions from a careless check:
+    small values beside large ones in one output, outputs that are NaN or
+    infinite for part of the input space, rows that normalise to zero,
+    near-tied classes. The mutation harness (tools/mutate.py) runs them
+    beside the suite."""
+    return [
+        Spec("yolo_concat", "detection", "helper", functools.partial(_yolo_head, "concat")),
+        Spec("yolo_rows", "detection", "helper", functools.partial(_yolo_head, "rows")),
+        Spec("yolo_split", "detection", "helper", functools.partial(_yolo_head, "split")),
+        Spec("embedding_l2", "embedding", "helper", _embedding_l2),
+        Spec("nonfinite_outputs", "edge", "helper", _nonfinite_outputs),
+        Spec("near_tied_softmax", "edge", "helper", _near_tied_softmax),
+        Spec("log_matmul", "edge", "helper", _log_matmul),
+        Spec("lp_normalization", "edge", "helper", _lp_normalization),
+        Spec("glu_mlp", "edge", "helper", _glu_mlp),
+        Spec("topk_classifier", "edge", "helper", _topk_classifier),
+    ]
 
 
 def deep_specs():
@@ -228,6 +264,43 @@ def _transformer(kind, depth=1, width=WIDTH, seq=SEQ, heads=HEADS, vocab=VOCAB):
         return model, ids[0], ids[1], "logits", model.head
     block = Block(MHA(), "none") if kind == "mha_block" else Block(QKVAttention(), "tanh")
     return block, _randn(EXPORT_BATCH, seq, width), _randn(CALIBRATION_BATCH, seq, width), "hidden", block.mlp[2]
+
+
+def _ort_optimized(path, spec, realistic):
+    """The legacy opset-17 export, then onnxruntime.transformers' optimizer
+    for BERT-like models (as its documentation runs it)."""
+    from onnxruntime.transformers import optimizer
+
+    model, example, output = torch_module(spec, realistic)
+    export(model, example, path, "legacy17", output)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimized = optimizer.optimize_model(path, model_type="bert", num_heads=HEADS, hidden_size=WIDTH, opt_level=0)
+    optimized.save_model_to_file(path)
+    return describe(path)
+
+
+def _recurrent(kind, width=16, hidden=32, tags=5):
+    """A sequence tagger: features [batch, time, width] through a two-layer
+    bidirectional LSTM (run time-major: the input transposed) or GRU (batch
+    first), then a tag per step."""
+    from torch import nn
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            batch_first = kind == "gru_tagger"
+            cls = nn.GRU if batch_first else nn.LSTM
+            self.rnn = cls(width, hidden, num_layers=2, bidirectional=True, batch_first=batch_first)
+            self.head = nn.Linear(2 * hidden, tags)
+
+        def forward(self, x):
+            if not self.rnn.batch_first:
+                return self.head(self.rnn(x.transpose(0, 1))[0]).transpose(0, 1)
+            return self.head(self.rnn(x)[0])
+
+    model = Tagger()
+    return model, _randn(EXPORT_BATCH, SEQ, width), _randn(CALIBRATION_BATCH, SEQ, width), "tags", model.head
 
 
 def _export_torch(path, spec, realistic):
@@ -507,6 +580,239 @@ def _custom_op(path, spec, realistic):
         [w],
     )
     return _save(graph, path, extra_domains=("com.example",))
+
+
+def _graph(nodes, name, inputs, outputs, inits):
+    from onnx import helper, numpy_helper
+
+    return helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info(*i) for i in inputs],
+        [helper.make_tensor_value_info(*o) for o in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()],
+    )
+
+
+# A detection head's anchors: an 8x8 grid over a 640-pixel image.
+GRID, STRIDE, CLASSES = 8, 80.0, 80
+
+
+def _yolo_head(layout, path, spec, realistic):
+    """A YOLO-style detector: a small convolutional trunk, a 1x1 head, boxes
+    decoded in pixels (anchor centre + offset, times the stride: up to ~640)
+    and class scores through a sigmoid (0 to 1). layout "concat": one output
+    [batch, 4 + classes, anchors] (YOLOv8); "rows": [batch, anchors, 5 +
+    classes] with an objectness score (YOLOv5); "split": boxes and scores as
+    two outputs."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(3)
+    anchors = GRID * GRID
+    extra = 1 if layout == "rows" else 0
+    head = 4 + extra + CLASSES
+    centres = (np.stack(np.meshgrid(np.arange(GRID), np.arange(GRID)), 0).reshape(2, -1) + 0.5).astype(np.float32)
+    inits = {
+        "conv1.w": _he(rng, (16, 3, 3, 3)),
+        "conv1.b": (0.1 * rng.standard_normal(16)).astype(np.float32),
+        "conv2.w": _he(rng, (32, 16, 3, 3)),
+        "conv2.b": (0.1 * rng.standard_normal(32)).astype(np.float32),
+        "head.w": (rng.standard_normal((head, 32, 1, 1)) / np.sqrt(32)).astype(np.float32),
+        "head.b": np.concatenate([np.zeros(4), np.full(head - 4, -1.0)]).astype(np.float32),
+        "shape": np.array([0, head, anchors]),
+        "grid": np.concatenate([centres, centres]).reshape(1, 4, anchors),
+        "stride": np.array(STRIDE, np.float32),
+        "starts": np.array([0]),
+        "mid": np.array([4]),
+        "ends": np.array([head]),
+        "axis": np.array([1]),
+    }
+    nodes = [
+        helper.make_node("Conv", ["images", "conv1.w", "conv1.b"], ["c1"], name="conv1", pads=[1] * 4, strides=[2, 2]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "conv2.w", "conv2.b"], ["c2"], name="conv2", pads=[1] * 4, strides=[2, 2]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "head.w", "head.b"], ["h"], name="head"),
+        helper.make_node("Reshape", ["h", "shape"], ["flat"], name="flatten"),
+        helper.make_node("Slice", ["flat", "starts", "mid", "axis"], ["box_raw"], name="box_slice"),
+        helper.make_node("Slice", ["flat", "mid", "ends", "axis"], ["cls_raw"], name="cls_slice"),
+        helper.make_node("Add", ["box_raw", "grid"], ["box_grid"], name="box_grid"),
+        helper.make_node("Mul", ["box_grid", "stride"], ["boxes"], name="box_pixels"),
+        helper.make_node("Sigmoid", ["cls_raw"], ["scores"], name="scores"),
+    ]
+    shape = ["batch", 3, 4 * GRID, 4 * GRID]
+    if layout == "split":
+        outputs = [
+            ("boxes", TensorProto.FLOAT, ["batch", 4, anchors]),
+            ("scores", TensorProto.FLOAT, ["batch", head - 4, anchors]),
+        ]
+    else:
+        nodes.append(helper.make_node("Concat", ["boxes", "scores"], ["detections"], name="concat", axis=1))
+        if layout == "rows":
+            nodes[-1].output[0] = "by_channel"
+            nodes.append(helper.make_node("Transpose", ["by_channel"], ["detections"], name="to_rows", perm=[0, 2, 1]))
+            outputs = [("detections", TensorProto.FLOAT, ["batch", anchors, head])]
+        else:
+            outputs = [("detections", TensorProto.FLOAT, ["batch", head, anchors])]
+    graph = _graph(nodes, f"yolo_{layout}", [("images", TensorProto.FLOAT, shape)], outputs, inits)
+    return _save(graph, path)
+
+
+def _embedding_l2(path, spec, realistic):
+    """A sentence embedding: token ids through a table whose row 0 is the
+    padding token (zeros), mean-pooled, projected and L2-normalised. A
+    sequence of padding alone pools to a zero vector, which normalises to
+    zero (ONNX's LpNormalization divides by the norm only where it is not 0)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(4)
+    table = (0.5 * rng.standard_normal((VOCAB, WIDTH))).astype(np.float32)
+    table[0] = 0
+    inits = {"table": table, "proj": _he(rng, (WIDTH, WIDTH)).T.copy()}
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["tokens"], name="embed"),
+        helper.make_node("ReduceMean", ["tokens"], ["pooled"], name="pool", axes=[1], keepdims=0),
+        helper.make_node("MatMul", ["pooled", "proj"], ["projected"], name="proj"),
+        helper.make_node("LpNormalization", ["projected"], ["embedding"], name="l2norm", p=2, axis=-1),
+    ]
+    graph = _graph(
+        nodes,
+        "embedding_l2",
+        [("ids", TensorProto.INT64, ["batch", SEQ])],
+        [("embedding", TensorProto.FLOAT, ["batch", WIDTH])],
+        inits,
+    )
+    return _save(graph, path)
+
+
+def _nonfinite_outputs(path, spec, realistic):
+    """Outputs that are correctly NaN or infinite in places: the square root
+    and the reciprocal of a projection that is negative or zero for some
+    inputs (about a third of the elements)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(5)
+    inits = {"w": _he(rng, (16, 8)).T.copy(), "b": np.full(16, 0.5, np.float32), "one": np.array(1.0, np.float32)}
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["xw"], name="dense"),
+        helper.make_node("Add", ["xw", "b"], ["h"], name="bias"),
+        helper.make_node("Sqrt", ["h"], ["root"], name="root"),
+        helper.make_node("Relu", ["h"], ["positive"], name="relu"),
+        helper.make_node("Div", ["one", "positive"], ["inverse"], name="inverse"),
+    ]
+    graph = _graph(
+        nodes,
+        "nonfinite_outputs",
+        [("x", TensorProto.FLOAT, ["batch", 8])],
+        [("root", TensorProto.FLOAT, ["batch", 16]), ("inverse", TensorProto.FLOAT, ["batch", 16])],
+        inits,
+    )
+    return _save(graph, path)
+
+
+def _near_tied_softmax(path, spec, realistic):
+    """A classifier whose first two classes' weights differ by 1e-4: their
+    probabilities are nearly tied on every input."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(6)
+    w = (rng.standard_normal((10, 16)) / 4).astype(np.float32)
+    w[1] = w[0] + 1e-4
+    inits = {"w": w, "b": np.zeros(10, np.float32)}
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "b"], ["logits"], name="classifier", transB=1),
+        helper.make_node("Softmax", ["logits"], ["probabilities"], name="softmax", axis=-1),
+    ]
+    graph = _graph(
+        nodes,
+        "near_tied_softmax",
+        [("x", TensorProto.FLOAT, ["batch", 16])],
+        [("probabilities", TensorProto.FLOAT, ["batch", 10])],
+        inits,
+    )
+    return _save(graph, path)
+
+
+def _log_matmul(path, spec, realistic):
+    """A log transform of the input, then a projection: NaN on every element
+    for inputs drawn around zero."""
+    from onnx import TensorProto, helper
+
+    inits = {"w": _he(np.random.default_rng(7), (4, 8)).T.copy()}
+    nodes = [
+        helper.make_node("Log", ["x"], ["log"], name="log"),
+        helper.make_node("MatMul", ["log", "w"], ["y"], name="dense"),
+    ]
+    graph = _graph(
+        nodes, "log_matmul", [("x", TensorProto.FLOAT, ["batch", 8])], [("y", TensorProto.FLOAT, ["batch", 4])], inits
+    )
+    return _save(graph, path)
+
+
+def _lp_normalization(path, spec, realistic):
+    """L2 normalisation of the input rows, then a projection: an all-zero row
+    normalises to zeros."""
+    from onnx import TensorProto, helper
+
+    inits = {"w": _he(np.random.default_rng(8), (4, 8)).T.copy()}
+    nodes = [
+        helper.make_node("LpNormalization", ["x"], ["unit"], name="l2norm", p=2, axis=1),
+        helper.make_node("MatMul", ["unit", "w"], ["y"], name="dense"),
+    ]
+    graph = _graph(
+        nodes,
+        "lp_normalization",
+        [("x", TensorProto.FLOAT, ["batch", 8])],
+        [("y", TensorProto.FLOAT, ["batch", 4])],
+        inits,
+    )
+    return _save(graph, path)
+
+
+def _glu_mlp(path, spec, realistic):
+    """A gated MLP as transformer blocks write it: one projection split in
+    two equal halves, one gating the other through a sigmoid (GLU)."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(9)
+    inits = {"up": _he(rng, (2 * WIDTH, WIDTH)).T.copy(), "down": _he(rng, (WIDTH, WIDTH)).T.copy()}
+    nodes = [
+        helper.make_node("MatMul", ["x", "up"], ["h"], name="up"),
+        helper.make_node("Split", ["h"], ["value", "gate"], name="split", axis=-1),
+        helper.make_node("Sigmoid", ["gate"], ["g"], name="sigmoid"),
+        helper.make_node("Mul", ["value", "g"], ["gated"], name="gated"),
+        helper.make_node("MatMul", ["gated", "down"], ["y"], name="down"),
+    ]
+    graph = _graph(
+        nodes,
+        "glu_mlp",
+        [("x", TensorProto.FLOAT, ["batch", SEQ, WIDTH])],
+        [("y", TensorProto.FLOAT, ["batch", SEQ, WIDTH])],
+        inits,
+    )
+    return _save(graph, path)
+
+
+def _topk_classifier(path, spec, realistic):
+    """A classifier that returns its five best classes: scores and indices
+    (TopK), which must come in the specification's order among ties."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(10)
+    inits = {"w": (rng.standard_normal((20, 16)) / 4).astype(np.float32), "k": np.array([5])}
+    nodes = [
+        helper.make_node("Gemm", ["x", "w"], ["logits"], name="classifier", transB=1),
+        helper.make_node("Softmax", ["logits"], ["p"], name="softmax", axis=-1),
+        helper.make_node("TopK", ["p", "k"], ["scores", "classes"], name="top5", axis=-1),
+    ]
+    graph = _graph(
+        nodes,
+        "topk_classifier",
+        [("x", TensorProto.FLOAT, ["batch", 16])],
+        [("scores", TensorProto.FLOAT, ["batch", 5]), ("classes", TensorProto.INT64, ["batch", 5])],
+        inits,
+    )
+    return _save(graph, path)
 
 
 def main(argv=None):

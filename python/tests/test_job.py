@@ -44,7 +44,9 @@ def test_resnet8_end_to_end(tmp_path):
         "total": 78186,
     }
     probes = j.probe()
-    assert [p["output_shapes"] for p in probes] == [[[1, 10]], [[3, 10]]]
+    # One probe per batch size, and the edge probe at the largest.
+    assert [p["output_shapes"] for p in probes] == [[[1, 10]], [[3, 10]], [[3, 10]]]
+    assert [p["kind"] for p in probes] == ["normal", "normal", "edge"]
     out = tmp_path / "m.pt"
     saved = j.save(str(out), str(tmp_path / "sd.pt"), {"k": "v"})
     result = j.verify(str(out), saved["sha256"])
@@ -220,8 +222,9 @@ def test_configured_int_bounds_beat_the_graphs(tmp_path):
     for bounds, top in (({}, 6), ({"ids": 2}, 1)):
         j = job.ConversionJob(path, batch_sizes=[40], int_bounds=bounds)
         j.load()
-        ((_, (ids,)),) = j.probes()
+        (_, (ids,)), (_, (edge,)) = j.probes()
         assert ids.max() == top
+        assert edge.max() == top  # the edge probe's largest index
 
 
 def test_outputs_of_one_multi_output_node_come_back_as_the_graph_declares(tmp_path):
@@ -246,6 +249,6 @@ def test_outputs_of_one_multi_output_node_come_back_as_the_graph_declares(tmp_pa
     j = job.ConversionJob(path, batch_sizes=[1, 3])
     j.load()
     j.convert()
-    assert [p["output_shapes"] for p in j.probe()] == [[[1, 2], [1, 5], [1, 2]], [[3, 2], [3, 5], [3, 2]]]
+    assert [p["output_shapes"] for p in j.probe()] == [[[1, 2], [1, 5], [1, 2]]] + [[[3, 2], [3, 5], [3, 2]]] * 2
     saved = j.save(str(tmp_path / "m.pt"), None, {})
     assert j.verify(str(tmp_path / "m.pt"), saved["sha256"])["passed"]

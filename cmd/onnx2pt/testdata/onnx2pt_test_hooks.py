@@ -1,12 +1,16 @@
-"""Converters that crash or hang a worker, for the end-to-end tests only.
+"""Converters that crash or hang a worker, or convert one node wrongly, for
+the end-to-end tests only.
 
 Workers import this file when the binary is built with the onnx2pt_testhooks
 tag and ONNX2PT_TEST_HOOKS names it; models use the ops from the
-"onnx2pt.test" domain.
+"onnx2pt.test" domain. ONNX2PT_TEST_MUTATION=NAME@OUTPUT breaks the
+converter of the node whose first output is OUTPUT as the mutation NAME of
+python/tools/mutations.py does, for the worker's whole life.
 """
 
 import ctypes
 import os
+import sys
 
 from onnx2torch.node_converters.registry import add_converter
 
@@ -22,3 +26,11 @@ def abort(node, graph):
 def hang(node, graph):
     # One long native call: Python's own interrupt cannot stop it.
     ctypes.CDLL(None).sleep(600)
+
+
+if os.environ.get("ONNX2PT_TEST_MUTATION"):
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "python", "tools"))
+    import mutations
+
+    _name, _target = os.environ["ONNX2PT_TEST_MUTATION"].split("@", 1)
+    mutations.install(mutations.BY_NAME[_name], _target)
