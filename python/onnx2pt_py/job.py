@@ -307,7 +307,7 @@ class ConversionJob:
             return
         best = None
         for kind in probes.KINDS:
-            drawn, expected, kinds = self._draw_kind(kind)
+            drawn, expected, kinds = self._draw_kind(kind) if best else self._draw_first(kind)
             shares = finite_shares(expected)
             if best is None or min(shares.values(), default=1) > min(best[3].values(), default=1):
                 best = (drawn, expected, kinds, shares)
@@ -315,6 +315,27 @@ class ConversionJob:
                 break
         self._probes, self._expected, self._probe_kinds, _ = best
         self.probe_kind = self._probe_kinds[0]
+
+    def _draw_first(self, kind):
+        """_draw_kind; where onnxruntime refuses the inputs, named dimensions
+        other than the batch (sequence length, audio samples, height and
+        width) that verify.dims leaves free, which take the batch size
+        otherwise, are grown until it runs them (probes.GROWN_SIZES)."""
+        try:
+            return self._draw_kind(kind)
+        except UserError as refused:
+            free = probes.free_dims(self.info["inputs"], self.dims)
+            if not free:
+                raise
+            for size in probes.GROWN_SIZES:
+                self.dims.update(dict.fromkeys(free, size))
+                try:
+                    return self._draw_kind(kind)
+                except UserError:
+                    continue
+            for name in free:
+                del self.dims[name]
+            raise refused
 
     def _draw_kind(self, kind):
         """Random probes of one kind at each batch size, and the edge probe at
@@ -350,7 +371,14 @@ class ConversionJob:
                 self._session = parity.onnxruntime_session(self.abspath)
             except Exception as e:
                 raise UserError(f"{self.path}: onnxruntime cannot run the model: {first_line(e)}") from e
-        return [self._session.run(None, self.feed(inputs)) for inputs in probe_inputs]
+        try:
+            return [self._session.run(None, self.feed(inputs)) for inputs in probe_inputs]
+        except Exception as e:
+            shapes = ", ".join(f"{name} {list(x.shape)}" for name, x in self.feed(probe_inputs[0]).items())
+            raise UserError(
+                f"{self.path}: onnxruntime cannot run the model on probe inputs ({shapes}): {first_line(e)}; "
+                "set the sizes of named dimensions with verify.dims, or give data.inputs"
+            ) from e
 
     def feed(self, inputs):
         return dict(zip((i["name"] for i in self.info["inputs"]), inputs))

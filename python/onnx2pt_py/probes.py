@@ -27,6 +27,24 @@ def concrete_shape(spec, batch, dims):
     return shape
 
 
+# Sizes tried, in order, for named dimensions other than the batch when a
+# model does not run with them equal to the batch size (an audio encoder's
+# samples under a convolution of kernel 10, say).
+GROWN_SIZES = (16, 64, 256, 1024, 4096, 16000)
+
+
+def free_dims(specs, dims):
+    """The symbolic dimension names of the inputs that never sit on the
+    first axis (the batch's) and that dims does not set, in order."""
+    leading = {(spec["shape"] or [None])[0] for spec in specs}
+    names = []
+    for spec in specs:
+        for d in (spec["shape"] or [])[1:]:
+            if isinstance(d, str) and d not in dims and d not in leading and d not in names:
+                names.append(d)
+    return names
+
+
 # How random probes are drawn, in the order tried: a kind is given up for
 # the next when some output of the model is finite on fewer than half its
 # elements (a graph whose first op takes the log of its input is NaN

@@ -70,3 +70,35 @@ def test_pickled_arrays_are_refused(tmp_path):
     np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(UserError, match="cannot read input data"):
         probes.load_arrays(str(tmp_path), ["x"], "input data")
+
+
+def test_dimensions_other_than_the_batch_grow_until_the_model_runs(tmp_path):
+    # An audio encoder's first convolution: kernel 10, stride 5 over the
+    # samples, which would otherwise take the batch size (1 and 4).
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnx2pt_py.job import ConversionJob
+
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 1, 10)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["audio", "w"], ["features"], strides=[5])],
+        "audio",
+        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", 1, "samples"])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 4, "frames"])],
+        [w],
+    )
+    path = str(tmp_path / "audio.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    job = ConversionJob(path, batch_sizes=[1, 4])
+    job.load()
+    shapes = [list(x.shape) for _, (x,) in job.probes()]
+    assert shapes == [[1, 1, 16], [4, 1, 16], [4, 1, 16]]
+    job.convert()
+    job.probe()
+    out = str(tmp_path / "audio.pt")
+    assert job.verify(out, job.save(out, None, {})["sha256"])["passed"]
+    # verify.dims still decides where it is given.
+    job = ConversionJob(path, batch_sizes=[2], dims={"samples": 30})
+    job.load()
+    assert [list(x.shape) for _, (x,) in job.probes()] == [[2, 1, 30], [2, 1, 30]]
