@@ -19,6 +19,34 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+# Ops onnxruntime defines in the ONNX domain itself, beyond ONNX's schemas
+# (its transformer optimizer writes them), with the opset from which ONNX
+# has a schema of its own (None: never). The checker knows neither.
+ONNXRUNTIME_ONNX_DOMAIN_OPS = {"LayerNormalization": 17, "SimplifiedLayerNormalization": None}
+
+
+def checkable(model):
+    """model, or a copy in which the nodes of ONNXRUNTIME_ONNX_DOMAIN_OPS sit
+    in onnxruntime's own domain, where the checker leaves them be."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    theirs = [
+        i
+        for i, n in enumerate(model.graph.node)
+        if n.domain in ("", "ai.onnx")
+        and n.op_type in ONNXRUNTIME_ONNX_DOMAIN_OPS
+        and (ONNXRUNTIME_ONNX_DOMAIN_OPS[n.op_type] or opset + 1) > opset
+    ]
+    if not theirs:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for i in theirs:
+        copy.graph.node[i].domain = "com.microsoft"
+    if not any(o.domain == "com.microsoft" for o in copy.opset_import):
+        copy.opset_import.append(onnx.helper.make_opsetid("com.microsoft", 1))
+    return copy
+
+
 def load_model(path):
     """Load and check an ONNX model, refusing external data outside its folder.
 
@@ -58,7 +86,7 @@ def load_model(path):
         locations.add(os.path.relpath(target, base))
     try:
         # By path where there is external data: the checker reads it itself.
-        onnx.checker.check_model(path if locations else model)
+        onnx.checker.check_model(path if locations else checkable(model))
     except Exception as e:
         raise UserError(f"{path}: invalid ONNX model: {first_line(e)}") from e
     return model, sorted(locations)

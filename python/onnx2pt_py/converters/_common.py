@@ -46,6 +46,27 @@ def register(operation_type, versions, domain=defs.ONNX_DOMAIN):
     return deco
 
 
+# Keys registered for ops onnxruntime defines in the ONNX domain, at
+# versions that are not schema versions (the model's opset): see
+# register_unchecked.
+UNCHECKED = set()
+
+
+def register_unchecked(operation_type, versions):
+    """register, for an op of onnxruntime's in the ONNX domain without an
+    ONNX schema at these versions: onnx2torch then looks it up at the
+    model's own opset."""
+
+    def deco(converter):
+        register(operation_type, list(versions))(converter)
+        UNCHECKED.update(
+            OperationDescription(domain=defs.ONNX_DOMAIN, operation_type=operation_type, version=v) for v in versions
+        )
+        return converter
+
+    return deco
+
+
 def replace(operation_type, versions, domain=defs.ONNX_DOMAIN):
     """Decorator: take the place of onnx2torch's converter for these schema
     versions of an op, where its result differs from the specification (say

@@ -6,6 +6,7 @@ onnx2torch has.
 """
 
 import torch
+from onnx import defs
 
 from ._common import (
     Module,
@@ -14,6 +15,7 @@ from ._common import (
     output_count,
     present,
     register,
+    register_unchecked,
     replace,
     replaced,
     result,
@@ -211,3 +213,21 @@ def convert_layer_normalization(node, graph):
     module = OnnxLayerNormalization(axis, node.attributes.get("epsilon", 1e-5), stash, used)
     inputs = [name for name in node.input_values if name]
     return result(module, node, inputs=inputs)
+
+
+# onnxruntime's own LayerNormalization before opset 17, and its
+# SimplifiedLayerNormalization (RMS) at any, both in the ONNX domain (see
+# model_info.ONNXRUNTIME_ONNX_DOMAIN_OPS): onnx2torch looks them up at the
+# model's opset, for want of a schema.
+@register_unchecked("LayerNormalization", range(1, 17))
+def convert_onnxruntime_layer_normalization(node, graph):
+    return convert_layer_normalization(node, graph)
+
+
+@register_unchecked("SimplifiedLayerNormalization", range(1, defs.onnx_opset_version() + 1))
+def convert_simplified_layer_normalization(node, graph):
+    if len([name for name in node.output_values if name]) > 1:
+        raise NotImplementedError("SimplifiedLayerNormalization with its inv_std_var output")
+    a = node.attributes
+    module = OnnxRMSNormalization(a.get("axis", -1), a.get("epsilon", 1e-5), _stash_dtype(node))
+    return result(module, node)

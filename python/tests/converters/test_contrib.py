@@ -82,3 +82,35 @@ def test_fused_matmul(attrs):
     a = random((2, 5, 3) if attrs.get("transA") else (2, 3, 5))
     b = random((4, 5) if attrs.get("transB") else (5, 4), seed=1)
     check_ms(helper.make_node("FusedMatMul", ["a", "b"], ["y"], domain="com.microsoft", **attrs), {"a": a, "b": b})
+
+
+def test_onnxruntimes_own_onnx_domain_normalizations(tmp_path):
+    # onnxruntime's transformer optimizer writes LayerNormalization into
+    # opset-14 models (ONNX has it from 17) and SimplifiedLayerNormalization
+    # (RMS) at any opset: the checker knows neither; onnxruntime runs both.
+    import onnx
+    from onnx import TensorProto
+
+    from onnx2pt_py.job import ConversionJob
+
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["n"], epsilon=1e-5),
+        helper.make_node("SimplifiedLayerNormalization", ["n", "gamma"], ["y"], epsilon=1e-6),
+    ]
+    params = {"gamma": random((8,), seed=1), "beta": random((8,), seed=2)}
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4, 8])],
+        [onnx.numpy_helper.from_array(v, k) for k, v in params.items()],
+    )
+    path = str(tmp_path / "optimized.onnx")
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], ir_version=8), path)
+    job = ConversionJob(path, batch_sizes=[1, 3])
+    job.load()
+    job.convert()
+    job.probe()
+    out = str(tmp_path / "optimized.pt")
+    result = job.verify(out, job.save(out, None, {})["sha256"])
+    assert result["passed"] and result["outputs"][0]["max_expected"] > 1
