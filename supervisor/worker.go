@@ -196,6 +196,10 @@ func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Ou
 				if e := m.Result.Error; e != nil && e.Interrupted {
 					return s.interrupted(i, o), false
 				}
+				if e := m.Result.Error; e != nil && e.Detail != "" {
+					// The traceback the error line points --verbose at.
+					s.ev.Log(i, protocol.Log{ID: m.Result.ID, Level: "debug", Message: "Python traceback:\n" + e.Detail})
+				}
 				fillFromResult(&o, m.Result)
 				return o, true
 			}

@@ -239,3 +239,29 @@ func TestAnOutputWithNothingToCompareIsNotVerified(t *testing.T) {
 	}
 	assertOnly(t, dir, "m.onnx", "m.failed.report.json")
 }
+
+// uint32Sub writes m.onnx: y = a - b on uint32, which onnxruntime runs and
+// torch has no kernel for, so the probe fails with a Python traceback.
+const uint32Sub = `
+import onnx
+from onnx import TensorProto, helper
+graph = helper.make_graph([helper.make_node("Sub", ["a", "b"], ["y"])], "sub",
+    [helper.make_tensor_value_info(n, TensorProto.UINT32, [2, 3]) for n in "ab"],
+    [helper.make_tensor_value_info("y", TensorProto.UINT32, [2, 3])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+model.ir_version = 8
+onnx.save(model, "m.onnx")
+`
+
+func TestVerboseShowsThePythonTraceback(t *testing.T) {
+	dir := t.TempDir()
+	python(t, dir, uint32Sub)
+	r := onnx2pt(t, dir, "convert", "--input", "m.onnx")
+	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "(run with --verbose for the traceback)") || strings.Contains(r.stderr, "Traceback (most recent call last)") {
+		t.Fatalf("exit %d, without --verbose:\n%s", r.code, r.stderr)
+	}
+	r = onnx2pt(t, dir, "convert", "--input", "m.onnx", "--verbose")
+	if r.code != 1 || !strings.Contains(r.stderr, "Traceback (most recent call last)") {
+		t.Fatalf("exit %d, --verbose printed no traceback:\n%s", r.code, r.stderr)
+	}
+}
