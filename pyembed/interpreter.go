@@ -148,6 +148,9 @@ func (ip *Interpreter) do(fn func() error) error {
 	done := make(chan struct{})
 	ip.calls <- func() {
 		defer close(done)
+		// Not busy once the caller can go on: an Interrupt right after this
+		// call returned must not report it as running.
+		defer ip.busy.Store(false)
 		defer func() {
 			if r := recover(); r != nil {
 				err = fmt.Errorf("pyembed: panic during a Python call: %v", r)
