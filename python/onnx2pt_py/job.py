@@ -198,14 +198,12 @@ class ConversionJob:
         own data is taken as it is."""
         if self.data:
             return ""
-        thin = [(s["name"], s["compared"] / s["elements"]) for s in stats if s["elements"]]
-        thin = [(name, share) for name, share in thin if share < parity.MIN_COMPARED_SHARE]
+        thin = [s for s in stats if s["elements"] and s["compared"] / s["elements"] < parity.MIN_COMPARED_SHARE]
         if not thin:
             return ""
-        for stat in stats:
-            if any(stat["name"] == name for name, _ in thin):
-                stat["within_tolerance"] = False
-        outputs = ", ".join(f"{name!r} ({share:.0%} finite)" for name, share in thin)
+        for stat in thin:
+            stat["within_tolerance"] = False
+        outputs = ", ".join(f"{s['name']!r} ({s['compared'] / s['elements']:.0%} finite)" for s in thin)
         return (
             f"too few finite values to compare in {outputs} on every kind of probe tried "
             f"({', '.join(probes.KINDS)} inputs); give inputs that exercise the model with data.inputs"
@@ -325,7 +323,7 @@ class ConversionJob:
             return self._draw_kind(kind)
         except UserError as refused:
             free = probes.free_dims(self.info["inputs"], self.dims)
-            if not free:
+            if not free or self._session is None:  # (onnxruntime cannot load the model at all)
                 raise
             for size in probes.GROWN_SIZES:
                 self.dims.update(dict.fromkeys(free, size))

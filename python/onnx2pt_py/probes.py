@@ -155,7 +155,7 @@ def positive_inputs(model):
             for node, position in consumers.get(name, ()):
                 if position in _POSITIVE_DOMAIN.get(node.op_type, ()) and not _integer_power(node, constants):
                     found.add(value.name)
-                elif node.op_type in _KEEPS_VALUES and position == 0 or node.op_type == "Concat":
+                elif node.op_type in _KEEPS_VALUES and (position == 0 or node.op_type == "Concat"):
                     frontier.extend(o for o in node.output if o)
     return found
 

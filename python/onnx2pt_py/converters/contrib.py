@@ -18,15 +18,17 @@ MICROSOFT = "com.microsoft"
 # onnx2torch names a node's module "<domain>/<name>", and torch refuses a
 # module name with a dot: no node of a dotted domain (com.microsoft,
 # ai.onnx.ml) could be converted at all. The dots become underscores.
+# (importlib.reload wraps onnx2torch's function again, not this one)
 _generate_node_name = OnnxGraph.__dict__["generate_node_name"].__func__
+_generate_node_name = getattr(_generate_node_name, "wrapped", _generate_node_name)
 
 
 def _dotless_node_name(node):
     return _generate_node_name(node).replace(".", "_")
 
 
-if OnnxGraph.__dict__["generate_node_name"].__func__ is not _dotless_node_name:
-    OnnxGraph.generate_node_name = staticmethod(_dotless_node_name)
+_dotless_node_name.wrapped = _generate_node_name
+OnnxGraph.generate_node_name = staticmethod(_dotless_node_name)
 
 
 class OnnxGeluFamily(Module):

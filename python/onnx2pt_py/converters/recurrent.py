@@ -31,11 +31,8 @@ _PARAMETERS = {
 
 
 def _activation(name, params):
-    def relu(x):
-        return torch.relu(x)
-
     table = {
-        "Relu": relu,
+        "Relu": torch.relu,
         "Tanh": torch.tanh,
         "Sigmoid": torch.sigmoid,
         "Affine": lambda x: params[0] * x + params[1],
@@ -70,6 +67,15 @@ def _activations(node, op, directions):
             params[1] = betas.pop(0)
         out.append((name, tuple(params)))
     return [out[d * count : (d + 1) * count] for d in range(directions)]
+
+
+def _onnx_outputs(y, h, c, layout, outputs):
+    """Y [time, dir, batch, hidden], Y_h and Y_c [dir, batch, hidden] as ONNX
+    returns them: batch first for layout 1, as many as the node has."""
+    if layout == 1:
+        y, h = y.permute(2, 0, 1, 3), h.transpose(0, 1)
+        c = None if c is None else c.transpose(0, 1)
+    return (y, h, c)[:outputs] if outputs > 1 else y
 
 
 def _reverse_within(x, lengths):
@@ -107,13 +113,8 @@ class OnnxRecurrent(Module):
             ys.append(_reverse_within(y, lengths) if reverse else y)
             hs.append(h)
             cs.append(c)
-        y = torch.stack(ys, dim=1)  # [time, dir, batch, hidden]
-        h = torch.stack(hs)
         c = torch.stack(cs) if self.op == "LSTM" else None
-        if self.layout == 1:
-            y, h = y.permute(2, 0, 1, 3), h.transpose(0, 1)
-            c = None if c is None else c.transpose(0, 1)
-        return (y, h, c)[: self.outputs] if self.outputs > 1 else y
+        return _onnx_outputs(torch.stack(ys, dim=1), torch.stack(hs), c, self.layout, self.outputs)
 
     def _direction(self, x, w, r, b, lengths, h0, c0, p, d):
         """One direction over time: outputs past an item's length are zero
@@ -205,11 +206,8 @@ class TorchRecurrent(Module):
             y, h = self.rnn(x, h0)
             c = None
         directions = 2 if self.rnn.bidirectional else 1
-        y = y.reshape(y.shape[0], y.shape[1], directions, -1).transpose(1, 2)  # [time, dir, batch, hidden]
-        if self.layout == 1:
-            y, h = y.permute(2, 0, 1, 3), h.transpose(0, 1)
-            c = None if c is None else c.transpose(0, 1)
-        return (y, h, c)[: self.outputs] if self.outputs > 1 else y
+        y = y.reshape(y.shape[0], y.shape[1], directions, -1).transpose(1, 2)
+        return _onnx_outputs(y, h, c, self.layout, self.outputs)
 
 
 def _torch_module(op, node, w, r, b, hidden, directions):
