@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._common import Module, constant, present, register, replace, result
+from .unsigned import wrap_if_unsigned
 
 
 class OnnxMod(Module):
@@ -33,7 +34,7 @@ class OnnxMod(Module):
 
 @register("Mod", [28])
 def convert_mod(node, graph):
-    return result(OnnxMod(node.attributes.get("fmod", 0)), node)
+    return wrap_if_unsigned(result(OnnxMod(node.attributes.get("fmod", 0)), node), node, graph, "divide", "Mod")
 
 
 _SIGNED_OF_UNSIGNED = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}
@@ -297,3 +298,18 @@ class OnnxSwiGLU(Module):
 @register("SwiGLU", [28])
 def convert_swiglu(node, graph):
     return result(OnnxSwiGLU(float(node.attributes.get("alpha", 1.0))), node)
+
+
+class OnnxPow(Module):
+    """x ** y in x's type (an integer base with a float exponent gives an
+    integer, truncated as a cast does)."""
+
+    def forward(self, x, y):
+        return torch.pow(x, y).to(x.dtype)
+
+
+@replace("Pow", [12, 13, 15])
+def convert_pow(node, graph):
+    """onnx2torch's returns torch's promoted type (float for an integer base
+    and a float exponent)."""
+    return result(OnnxPow(), node)

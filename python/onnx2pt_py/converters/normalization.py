@@ -1,7 +1,7 @@
 """Normalizations onnx2torch 1.5.15 lacks: RMSNormalization (23),
 GroupNormalization (18, 21), MeanVarianceNormalization (9, 13),
-LpNormalization (1, 22) and BatchNormalization 6/7 (inference) of old
-opset-6/7 files. LayerNormalization has a single schema (17), which
+LpNormalization (1, 22), BatchNormalization 6/7 (inference) of old
+opset-6/7 files and BatchNormalization 14/15 in training mode. LayerNormalization has a single schema (17), which
 onnx2torch has.
 """
 
@@ -158,8 +158,12 @@ class OnnxBatchNormInference(Module):
             shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
         else:
             shape = [1] + list(x.shape[1:])
+        return self.normalize(x, scale, bias, mean, var, self.epsilon, shape)
+
+    @staticmethod
+    def normalize(x, scale, bias, mean, var, epsilon, shape):
         scale, bias, mean, var = (t.reshape(shape) for t in (scale, bias, mean, var))
-        return (x - mean) / torch.sqrt(var + self.epsilon) * scale + bias
+        return (x - mean) / torch.sqrt(var + epsilon) * scale + bias
 
 
 @register("BatchNormalization", [6, 7])
@@ -170,6 +174,35 @@ def convert_batch_norm_old(node, graph):
         )
     module = OnnxBatchNormInference(node.attributes.get("epsilon", 1e-5), node.attributes.get("spatial", 1))
     return result(module, node)
+
+
+class OnnxBatchNormTraining(Module):
+    """BatchNormalization with training_mode=1: normalized with the batch's
+    own mean and (biased) variance over every axis but the channels, and the
+    running statistics updated with `momentum`, as its outputs."""
+
+    def __init__(self, epsilon, momentum):
+        super().__init__()
+        self.epsilon, self.momentum = epsilon, momentum
+
+    def forward(self, x, scale, bias, mean, var):
+        axes = [0] + list(range(2, x.dim()))
+        batch_mean = x.mean(dim=axes)
+        batch_var = x.var(dim=axes, unbiased=False)
+        shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
+        y = OnnxBatchNormInference.normalize(x, scale, bias, batch_mean, batch_var, self.epsilon, shape)
+        running_mean = mean * self.momentum + batch_mean * (1 - self.momentum)
+        running_var = var * self.momentum + batch_var * (1 - self.momentum)
+        return y, running_mean, running_var
+
+
+@replace("BatchNormalization", [14, 15])
+def convert_batch_norm(node, graph):
+    """onnx2torch's refuses training_mode=1 (the running statistics outputs)."""
+    if not node.attributes.get("training_mode", 0):
+        return replaced("BatchNormalization", 15)(node, graph)
+    epsilon, momentum = node.attributes.get("epsilon", 1e-5), node.attributes.get("momentum", 0.9)
+    return result(OnnxBatchNormTraining(epsilon, momentum), node)
 
 
 class OnnxLayerNormalization(Module):

@@ -2,7 +2,10 @@
 (versions 1, 6, 7, 22), NonZero 9, Reshape 19+, Split 18, Pad 18+,
 ScatterElements, OneHot, SpaceToDepth and Det, BitCast, Compress,
 ReverseSequence, ScatterND 18 (and its reductions at every version),
-CenterCropPad; and Flatten at every axis."""
+CenterCropPad, Range 27, Unique; and where onnx2torch's differ from the
+specification: Flatten at every axis, NonZero 13's layout, Shape's type
+when the range is empty, GatherElements' and GatherND's negative indices
+and GatherND's batch_dims, DepthToSpace's DCR mode, Range's output type."""
 
 import math
 
@@ -119,15 +122,16 @@ def convert_dropout(node, graph):
 
 
 class OnnxNonZero(Module):
-    """Indices of the non-zero elements, shape (rank, count). (onnx2torch's own
-    NonZero 13 returns torch.nonzero's (count, rank); not aliased for that.)"""
+    """Indices of the non-zero elements, shape (rank, count)."""
 
     def forward(self, x):
         return torch.nonzero(x).transpose(0, 1)
 
 
 @register("NonZero", [9])
+@replace("NonZero", [13])
 def convert_nonzero(node, graph):
+    """onnx2torch's NonZero 13 returns torch.nonzero's (count, rank)."""
     return result(OnnxNonZero(), node)
 
 
@@ -478,3 +482,169 @@ class OnnxCenterCropPad(Module):
 @register("CenterCropPad", [18])
 def convert_center_crop_pad(node, graph):
     return result(OnnxCenterCropPad(node.attributes.get("axes")), node)
+
+
+class OnnxShape(Module):
+    """The dimensions start:end (clamped, as Python slices are) as int64,
+    also when there are none."""
+
+    def __init__(self, start, end):
+        super().__init__()
+        self.start, self.end = start, end
+
+    def forward(self, x):
+        return torch.tensor(x.shape[self.start : self.end], dtype=torch.int64, device=x.device)
+
+
+@replace("Shape", [1, 13, 15])
+def convert_shape(node, graph):
+    """onnx2torch's gives float32 for an empty range (start after end)."""
+    return result(OnnxShape(node.attributes.get("start", 0), node.attributes.get("end")), node)
+
+
+def _wrap_negative(indices, size):
+    indices = indices.to(torch.int64)
+    return torch.where(indices < 0, indices + size, indices)
+
+
+class OnnxGatherElements(Module):
+    def __init__(self, axis):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x, indices):
+        axis = normalize_axis(self.axis, x.dim())
+        return torch.gather(x, axis, _wrap_negative(indices, x.shape[axis]))
+
+
+@replace("GatherElements", [11, 13])
+def convert_gather_elements(node, graph):
+    """onnx2torch's passes negative indices to torch.gather, which refuses them."""
+    return result(OnnxGatherElements(node.attributes.get("axis", 0)), node)
+
+
+class OnnxGatherND(Module):
+    """Slices of data at index tuples, the first batch_dims dimensions of data
+    and indices paired one to one. Negative indices count from the end."""
+
+    def __init__(self, batch_dims):
+        super().__init__()
+        self.batch_dims = batch_dims
+
+    def forward(self, data, indices):
+        b = self.batch_dims
+        m = indices.shape[-1]
+        batch = data.shape[:b]
+        count = math.prod(batch)
+        flat_data = data.reshape((count,) + tuple(data.shape[b:]))
+        flat_indices = indices.reshape(count, -1, m).to(torch.int64)
+        rows = torch.arange(count, device=data.device).unsqueeze(1)
+        picked = flat_data[(rows,) + tuple(flat_indices[..., i] for i in range(m))]
+        return picked.reshape(tuple(indices.shape[:-1]) + tuple(data.shape[b + m :]))
+
+
+@replace("GatherND", [11, 12, 13])
+def convert_gather_nd(node, graph):
+    """onnx2torch's refuses batch_dims other than 0."""
+    return result(OnnxGatherND(node.attributes.get("batch_dims", 0)), node)
+
+
+class OnnxDepthToSpace(Module):
+    """Depth moved into blocks of space: DCR reads the channels as
+    (block row, block column, channel), CRD as (channel, block row, block
+    column), which is torch's pixel_shuffle."""
+
+    def __init__(self, blocksize, mode):
+        super().__init__()
+        self.blocksize, self.mode = blocksize, mode
+
+    def forward(self, x):
+        if self.mode == "CRD":
+            return F.pixel_shuffle(x, self.blocksize)
+        n, c, h, w = x.shape
+        bs = self.blocksize
+        x = x.reshape(n, bs, bs, c // (bs * bs), h, w).permute(0, 3, 4, 1, 5, 2)
+        return x.reshape(n, c // (bs * bs), h * bs, w * bs)
+
+
+@replace("DepthToSpace", [11, 13])
+def convert_depth_to_space(node, graph):
+    """onnx2torch's refuses DCR, the default mode."""
+    mode = node.attributes.get("mode", "DCR")
+    if mode not in ("DCR", "CRD"):
+        raise ValueError(f"DepthToSpace: mode must be DCR or CRD, got {mode!r}")
+    return result(OnnxDepthToSpace(node.attributes["blocksize"], mode), node)
+
+
+@register("DepthToSpace", [1])
+def convert_depth_to_space_v1(node, graph):
+    return result(OnnxDepthToSpace(node.attributes["blocksize"], "DCR"), node)
+
+
+class OnnxRange(Module):
+    """start + i * delta for i < max(ceil((limit - start) / delta), 0), in the
+    inputs' type. Floats are computed in float64 and rounded once, as the
+    reference implementation does; 16-bit floats of Range 27 in the type its
+    stash_type names."""
+
+    def __init__(self, stash=torch.float64):
+        super().__init__()
+        self.stash = stash
+
+    def forward(self, start, limit, delta):
+        dtype = start.dtype
+        compute = torch.int64
+        if dtype.is_floating_point:
+            compute = self.stash if dtype in (torch.float16, torch.bfloat16) else torch.float64
+        span = limit.to(torch.float64) - start.to(torch.float64)
+        count = max(math.ceil((span / delta.to(torch.float64)).item()), 0)
+        steps = torch.arange(count, device=start.device, dtype=compute)
+        return (start.to(compute) + steps * delta.to(compute)).to(dtype)
+
+
+@replace("Range", [11])
+def convert_range(node, graph):
+    """onnx2torch's returns torch.arange's default types (float32, int64)
+    whatever the inputs' type."""
+    return result(OnnxRange(), node)
+
+
+_STASH_TYPES = {1: torch.float32, 11: torch.float64}  # TensorProto.FLOAT, DOUBLE
+
+
+@register("Range", [27])
+def convert_range_27(node, graph):
+    stash_type = node.attributes.get("stash_type", 1)
+    if stash_type not in _STASH_TYPES:
+        raise ValueError(f"Range: stash_type must be 1 (float) or 11 (double), got {stash_type}")
+    return result(OnnxRange(_STASH_TYPES[stash_type]), node)
+
+
+class OnnxUnique(Module):
+    """Unique values (axis None: of the flattened input) or subtensors along
+    an axis, sorted ascending or in the order of first occurrence, with the
+    first occurrence's index, each element's index in Y, and counts."""
+
+    def __init__(self, axis, sort, outputs):
+        super().__init__()
+        self.axis, self.sort, self.outputs = axis, sort, outputs
+
+    def forward(self, x):
+        if self.axis is None:
+            x, axis = x.reshape(-1), 0
+        else:
+            axis = normalize_axis(self.axis, x.dim())
+        y, inverse, counts = torch.unique(x, sorted=True, return_inverse=True, return_counts=True, dim=axis)
+        positions = torch.arange(inverse.numel(), device=x.device)
+        first = torch.full((counts.numel(),), inverse.numel(), dtype=torch.int64, device=x.device)
+        first = first.scatter_reduce(0, inverse, positions, reduce="amin")
+        if not self.sort:  # in the order of first occurrence
+            order = torch.argsort(first)
+            rank = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=x.device))
+            y, first, counts, inverse = y.index_select(axis, order), first[order], counts[order], rank[inverse]
+        return (y, first, inverse, counts)[: self.outputs]
+
+
+@register("Unique", [11])
+def convert_unique(node, graph):
+    return result(OnnxUnique(node.attributes.get("axis"), node.attributes.get("sorted", 1), output_count(node)), node)

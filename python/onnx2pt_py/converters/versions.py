@@ -54,6 +54,7 @@ from . import (  # noqa: F401  (their converters first: an explicit converter is
     signal,
     sorting,
     tensor,
+    unsigned,
 )
 from ._common import ALIASED, register
 

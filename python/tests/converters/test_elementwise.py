@@ -115,3 +115,17 @@ def test_swiglu(alpha):
     attrs = {} if alpha is None else {"alpha": alpha}
     node = helper.make_node("SwiGLU", ["a", "b"], ["y"], **attrs)
     check(make_model(node, {"a": a, "b": b}, ["y"], 28), {"a": a, "b": b}, reference=True)
+
+
+@pytest.mark.parametrize("base", [np.int32, np.int64, np.float32])
+@pytest.mark.parametrize("exponent", [np.float32, np.int64, np.int32])
+def test_pow_result_has_the_base_type(base, exponent):
+    x = np.array([2, 3, -4, 5, 0, 7], base)
+    y = (
+        np.array([0.5, 2, 3, 1.5, 2, 0], exponent)
+        if np.dtype(exponent).kind == "f"
+        else np.array([0, 2, 3, 1, 2, 4], exponent)
+    )
+    model = make_model(helper.make_node("Pow", ["x", "y"], ["z"]), {"x": x, "y": y}, ["z"], 15)
+    (z,) = check(model, {"x": x, "y": y}, reference=np.dtype(base).kind == "i")
+    assert z.dtype == base

@@ -108,6 +108,33 @@ def test_batch_normalization_7(opset, shape):
     check(model, {"x": x})
 
 
+@pytest.mark.parametrize("opset", [14, 15])
+@pytest.mark.parametrize("shape", [(4, 3, 5, 5), (6, 3), (2, 3, 7)])
+@pytest.mark.parametrize("training_mode", [0, 1])
+def test_batch_normalization_training_mode(opset, shape, training_mode):
+    x = random(shape, low=-2.0, high=5.0)
+    c = shape[1]
+    params = {
+        "scale": random((c,), seed=1),
+        "bias": random((c,), seed=2),
+        "mean": random((c,), seed=3),
+        "var": random((c,), seed=4, low=0.5, high=2.0),
+    }
+    names = ["y", "running_mean", "running_var"] if training_mode else ["y"]
+    node = helper.make_node(
+        "BatchNormalization",
+        ["x", "scale", "bias", "mean", "var"],
+        names,
+        epsilon=1e-3,
+        momentum=0.8,
+        training_mode=training_mode,
+    )
+    model = make_model(node, {"x": x}, names, opset, initializers=params)
+    # onnxruntime's CPU kernel refuses training mode; the reference evaluator
+    # is the specification's code.
+    check(model, {"x": x}, reference=True)
+
+
 def test_batch_normalization_6_spatial_0():
     # One statistic per activation. Neither onnxruntime nor the reference
     # evaluator runs opset 6: compare with numpy.

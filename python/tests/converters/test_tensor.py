@@ -319,3 +319,108 @@ def test_center_crop_pad(shape, target, axes):
     node = helper.make_node("CenterCropPad", ["x", "shape"], ["y"], **attrs)
     model = make_model(node, {"x": x}, ["y"], 18, initializers={"shape": np.array(target, np.int64)})
     check(model, {"x": x}, reference=True)
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (2, 0, 3), (5,)])
+def test_nonzero_13_is_rank_by_count(shape):
+    x = random(shape, dtype=np.int32, low=-1, high=1)
+    model = make_model(helper.make_node("NonZero", ["x"], ["y"]), {"x": x}, ["y"], 13)
+    (y,) = check(model, {"x": x})
+    assert y.shape[0] == len(shape)
+
+
+@pytest.mark.parametrize("start, end", [(None, None), (1, None), (-2, None), (0, -1), (3, 1), (5, 9), (-9, 2)])
+@pytest.mark.parametrize("opset", [15, 21])
+def test_shape_is_int64_for_every_range(start, end, opset):
+    x = random((2, 3, 4, 5))
+    attrs = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
+    model = make_model(helper.make_node("Shape", ["x"], ["y"], **attrs), {"x": x}, ["y"], opset)
+    check(model, {"x": x})
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_gather_elements_negative_indices(axis):
+    x = random((3, 4, 5))
+    size = x.shape[axis]
+    indices = random((3, 4, 5), dtype=np.int64, seed=1, low=-size, high=size - 1)
+    model = make_model(
+        helper.make_node("GatherElements", ["x", "i"], ["y"], axis=axis), {"x": x, "i": indices}, ["y"], 13
+    )
+    check(model, {"x": x, "i": indices})
+
+
+@pytest.mark.parametrize(
+    "data_shape, indices_shape, batch_dims",
+    [((4, 5, 6), (3, 2), 0), ((4, 5, 6), (2, 3, 3), 0), ((2, 5, 6), (2, 3, 1), 1), ((2, 3, 5, 6), (2, 3, 4, 2), 2)],
+)
+def test_gather_nd(data_shape, indices_shape, batch_dims):
+    data = random(data_shape)
+    m = indices_shape[-1]
+    sizes = np.array(data_shape[batch_dims : batch_dims + m])
+    rng = np.random.default_rng(3)
+    indices = (rng.integers(0, 1 << 30, indices_shape) % sizes - rng.integers(0, 2, indices_shape) * sizes).astype(
+        np.int64
+    )
+    model = make_model(
+        helper.make_node("GatherND", ["x", "i"], ["y"], batch_dims=batch_dims), {"x": data, "i": indices}, ["y"], 13
+    )
+    check(model, {"x": data, "i": indices})
+
+
+@pytest.mark.parametrize("mode", ["DCR", "CRD", None])
+@pytest.mark.parametrize("opset", [11, 13])
+def test_depth_to_space(mode, opset):
+    x = random((2, 18, 3, 4))
+    attrs = {"blocksize": 3} | ({"mode": mode} if mode else {})
+    model = make_model(helper.make_node("DepthToSpace", ["x"], ["y"], **attrs), {"x": x}, ["y"], opset)
+    check(model, {"x": x})
+
+
+@pytest.mark.parametrize(
+    "start, limit, delta, dtype",
+    [
+        (3, 9, 3, np.int32),
+        (10, 4, -2, np.int64),
+        (1, 1, 1, np.int32),
+        (5, 2, 1, np.int64),  # empty
+        (0.5, 3.7, 0.3, np.float32),
+        (1.0, -2.0, -0.25, np.float64),
+        (-3.0, 100.0, 0.7, np.float16),
+    ],
+)
+def test_range_keeps_the_type(start, limit, delta, dtype):
+    feeds = {k: np.array(v, dtype) for k, v in (("s", start), ("l", limit), ("d", delta))}
+    model = make_model(helper.make_node("Range", ["s", "l", "d"], ["y"]), feeds, ["y"], 11)
+    # (onnxruntime has no float16 Range)
+    (y,) = check(model, feeds, reference=dtype == np.float16)
+    assert y.dtype == dtype
+
+
+@pytest.mark.parametrize("stash_type", [1, 11])
+def test_range_27_float16_stash(stash_type):
+    feeds = {"s": np.array(1000.0, np.float16), "l": np.array(1100.0, np.float16), "d": np.array(0.7, np.float16)}
+    node = helper.make_node("Range", ["s", "l", "d"], ["y"], stash_type=stash_type)
+    model = make_model(node, feeds, ["y"], 27)
+    # onnxruntime has no Range 27: the reference evaluator is the specification's code.
+    check(model, feeds, reference=True)
+
+
+@pytest.mark.parametrize("sort", [0, 1])
+@pytest.mark.parametrize("axis", [None, 0, 1, -1])
+@pytest.mark.parametrize("outputs", [1, 4])
+def test_unique(sort, axis, outputs):
+    x = random((6, 4), dtype=np.int64, low=0, high=2)
+    x[3] = x[1]  # a repeated row, for the axis cases
+    attrs = {"sorted": sort} | ({} if axis is None else {"axis": axis})
+    names = ["y", "indices", "inverse", "counts"][:outputs]
+    model = make_model(helper.make_node("Unique", ["x"], names, **attrs), {"x": x}, names, 11)
+    # (the reference evaluator sorts also when told not to)
+    check(model, {"x": x})
+
+
+def test_unique_floats_in_first_occurrence_order():
+    x = np.array([2.5, -1.0, 2.5, 0.0, -1.0, 7.0, 0.0], np.float32)
+    names = ["y", "indices", "inverse", "counts"]
+    model = make_model(helper.make_node("Unique", ["x"], names, sorted=0), {"x": x}, names, 11)
+    y, *_ = check(model, {"x": x})
+    assert y.tolist() == [2.5, -1.0, 0.0, 7.0]

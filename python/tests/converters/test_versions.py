@@ -154,6 +154,12 @@ def _nonzero(opset):
     return make_model(helper.make_node("NonZero", ["x"], ["y"]), {"x": x}, ["y"], opset), {"x": x}
 
 
+def _unique(opset):
+    x = np.array([[2, 1], [1, 3], [2, 1]], np.int64)
+    names = ["y", "indices", "inverse", "counts"]
+    return make_model(helper.make_node("Unique", ["x"], names, sorted=0), {"x": x}, names, opset), {"x": x}
+
+
 def _compress(opset):
     x, condition = random((3, 4)), np.array([True, False, True])
     model = make_model(helper.make_node("Compress", ["x", "c"], ["y"], axis=0), {"x": x, "c": condition}, ["y"], opset)
@@ -213,6 +219,7 @@ BUILDERS = {
     "IsInf": _is("IsInf"),
     "IsNaN": _is("IsNaN"),
     "NonZero": _nonzero,
+    "Unique": _unique,
     "QuantizeLinear": _quantize_round_trip("QuantizeLinear"),
     "DequantizeLinear": _quantize_round_trip("DequantizeLinear"),
     "ScatterND": _scatter_nd,
@@ -271,7 +278,7 @@ def test_alias_list_is_reviewed():
         "LessOrEqual": [16], "Max": [6], "Mean": [6], "Min": [6], "PRelu": [6],
         "QuantizeLinear": [28], "ReverseSequence": [28], "RoiAlign": [22], "Round": [22], "Selu": [22], "Shape": [19, 21, 23, 24, 25], "Sin": [22], "Softplus": [22],
         "Softsign": [22], "Squeeze": [23, 24, 25], "Sum": [6], "Tan": [22], "TopK": [24],
-        "Transpose": [21, 23, 24, 25], "Unsqueeze": [21, 23, 24, 25],
+        "Transpose": [21, 23, 24, 25], "Unique": [28], "Unsqueeze": [21, 23, 24, 25],
     }  # fmt: skip
     got = {}
     for op, version, _ in versions.ALIASES:
