@@ -197,10 +197,19 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 	logNormalisation(log, norm)
 
 	log.Infof("Converting to PyTorch with onnx2torch %s...", s.versions["onnx2torch"])
-	if err := r.step(ctx, "convert", job, "convert", &r.rep.Weights); err != nil {
+	var converted struct {
+		report.Weights
+		Float32Nodes []string `json:"float32_nodes"`
+	}
+	if err := r.step(ctx, "convert", job, "convert", &converted); err != nil {
 		return err
 	}
+	r.rep.Weights, r.rep.Float32Nodes = converted.Weights, converted.Float32Nodes
 	log.Info("Model converted successfully")
+	if len(converted.Float32Nodes) > 0 {
+		log.WithField("nodes", strings.Join(converted.Float32Nodes, ", ")).
+			Warnf("%d nodes compute in float32: torch has no %s kernel for them", len(converted.Float32Nodes), src.Precision)
+	}
 	for _, in := range src.Inputs {
 		log.WithField("input", in.Name).Infof("Input shape: %s", in.ShapeString())
 	}

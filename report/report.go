@@ -27,8 +27,11 @@ type Report struct {
 	Normalisation Normalisation `json:"normalisation"`
 	Output        Output        `json:"output"`
 	Weights       Weights       `json:"weights"`
-	Probes        []Probe       `json:"probes"`
-	Verification  Verification  `json:"verification"`
+	// Float32Nodes are the nodes of a float16 or bfloat16 model that compute
+	// in float32, torch having no 16-bit CPU kernel for them.
+	Float32Nodes []string     `json:"float32_nodes,omitempty"`
+	Probes       []Probe      `json:"probes"`
+	Verification Verification `json:"verification"`
 	// Artifacts are the portable formats tried, written or not.
 	Artifacts    []Artifact        `json:"artifacts"`
 	Timings      []Timing          `json:"timings"`
@@ -77,6 +80,10 @@ type Source struct {
 	Outputs      []TensorSpec   `json:"outputs"`
 	OpHistogram  map[string]int `json:"op_histogram"`
 	Nodes        int            `json:"nodes"`
+	// Precision is the coarsest floating type the graph computes in
+	// (float16 and bfloat16 models are verified at tolerances that follow
+	// from it).
+	Precision string `json:"precision"`
 }
 
 // TensorSpec is a declared input or output. Shape holds ints for fixed

@@ -265,3 +265,40 @@ func TestVerboseShowsThePythonTraceback(t *testing.T) {
 		t.Fatalf("exit %d, --verbose printed no traceback:\n%s", r.code, r.stderr)
 	}
 }
+
+// det16 writes m.onnx: a float16 model whose Det torch computes in float32
+// alone (no float16 LU kernel on the CPU).
+const det16 = `
+import numpy as np, onnx
+from onnx import TensorProto, helper, numpy_helper
+w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((3, 3)).astype(np.float16), "w")
+nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]), helper.make_node("Det", ["m"], ["y"], name="det")]
+graph = helper.make_graph(nodes, "det16", [helper.make_tensor_value_info("x", TensorProto.FLOAT16, ["n", 3, 3])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT16, ["n"])], [w])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+model.ir_version = 8
+onnx.save(model, "m.onnx")
+`
+
+func TestAFloat16ModelIsVerifiedAtItsPrecision(t *testing.T) {
+	dir := t.TempDir()
+	python(t, dir, det16)
+	r := onnx2pt(t, dir, "convert", "--input", "m.onnx", "--artifacts", "checkpoint,state_dict")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "1 nodes compute in float32") {
+		t.Errorf("no warning about the node computed in float32:\n%s", r.stderr)
+	}
+	rep := readJSON(t, filepath.Join(dir, "m.report.json"))
+	source, _ := rep["source"].(map[string]any)
+	verification, _ := rep["verification"].(map[string]any)
+	nodes, _ := rep["float32_nodes"].([]any)
+	if source["precision"] != "float16" || len(nodes) != 1 || nodes[0] != "det" {
+		t.Errorf("precision %v, float32_nodes %v", source["precision"], rep["float32_nodes"])
+	}
+	// rtol from float16's machine epsilon, not the float32 default
+	if rtol, _ := verification["rtol"].(float64); rtol != 16*0.0009765625 {
+		t.Errorf("rtol %v", verification["rtol"])
+	}
+}

@@ -86,6 +86,7 @@ class ConversionJob:
         self.onnx_model, locations = model_info.load_model(self.path)
         external = model_info.external_files(self.path, locations)
         self.info = model_info.describe(self.onnx_model, self.path, external)
+        self.atol, self.rtol = parity.tolerances(self.atol, self.rtol, self.info["precision"])
         return self.info
 
     def in_folder(self):
@@ -118,7 +119,8 @@ class ConversionJob:
 
     def convert(self):
         """onnx2torch.convert of the normalised graph, then eval mode; count
-        weights."""
+        weights. In a 16-bit float model, the nodes torch has no 16-bit
+        kernel for compute in float32 (halfwidth), named in float32_nodes."""
         import onnx2torch
 
         if self.plan is None:
@@ -134,7 +136,15 @@ class ConversionJob:
         self.outputs_of = locate.mappings(self.torch_model)
         outputs.match_graph_outputs(self.torch_model, self.outputs_of, [o["name"] for o in self.info["outputs"]])
         self.torch_model.eval()
-        return count_weights(self.torch_model)
+        float32_nodes = []
+        if self.info["precision"] in parity.EPSILON:
+            import torch
+
+            from . import halfwidth
+
+            _, inputs = self.probes()[0]
+            float32_nodes = halfwidth.fall_back(self.torch_model, [torch.from_numpy(np.asarray(x)) for x in inputs])
+        return {**count_weights(self.torch_model), "float32_nodes": float32_nodes}
 
     def probe(self):
         """Forward the probe inputs; check the outputs' number and shapes."""

@@ -158,4 +158,32 @@ def describe(model, path, external=()):
         "outputs": value_specs(model.graph.output),
         "op_histogram": dict(sorted(collections.Counter(n.op_type for n in model.graph.node).items())),
         "nodes": len(model.graph.node),
+        "precision": float_precision(model),
     }
+
+
+# Floating types from the coarsest: a graph computes at the coarsest it holds.
+_FLOATS = [
+    (onnx.TensorProto.BFLOAT16, "bfloat16"),
+    (onnx.TensorProto.FLOAT16, "float16"),
+    (onnx.TensorProto.FLOAT, "float32"),
+    (onnx.TensorProto.DOUBLE, "float64"),
+]
+
+
+def float_precision(model):
+    """The coarsest floating-point type the main graph's weights, values and
+    casts use ("float16" for a model converted to half precision, also one
+    that keeps float32 inputs and outputs), or "" where there is none."""
+    graph = model.graph
+    found = {t.data_type for t in graph.initializer}
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if value.type.HasField("tensor_type"):
+            found.add(value.type.tensor_type.elem_type)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if node.op_type == "Cast" and attribute.name == "to":
+                found.add(attribute.i)
+            elif attribute.type == onnx.AttributeProto.TENSOR:
+                found.add(attribute.t.data_type)
+    return next((name for elem_type, name in _FLOATS if elem_type in found), "")

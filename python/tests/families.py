@@ -90,6 +90,26 @@ def specs():
     for kind in RECURRENT:
         for exporter in ("legacy17", "dynamo"):
             out.append(torch_spec(f"{kind}_{exporter}", "recurrent", exporter, _recurrent, kind))
+    # Half precision: a CNN converted by onnxconverter-common, keeping float32
+    # inputs and outputs; a transformer exported from torch after .half().
+    out.append(
+        Spec(
+            "resnet18_float16_io32",
+            "float16",
+            "float16",
+            functools.partial(_float16, keep_io_types=True),
+            torch_factory=functools.partial(_torchvision, "resnet18"),
+        )
+    )
+    out.append(
+        Spec(
+            "token_embedding_float16",
+            "float16",
+            "float16",
+            _torch_half,
+            torch_factory=functools.partial(_transformer, "token_embedding"),
+        )
+    )
     out.append(Spec("keras_nhwc", "keras", "helper", _keras_nhwc))
     out.append(Spec("paddle_constants", "paddle", "helper", _paddle_constants))
     out.append(
@@ -277,6 +297,33 @@ def _ort_optimized(path, spec, realistic):
         warnings.simplefilter("ignore")
         optimized = optimizer.optimize_model(path, model_type="bert", num_heads=HEADS, hidden_size=WIDTH, opt_level=0)
     optimized.save_model_to_file(path)
+    return describe(path)
+
+
+def _float16(path, spec, realistic, keep_io_types):
+    """The legacy opset-17 export, then onnxconverter-common's float16
+    conversion, as its documentation runs it."""
+    import onnx
+    from onnxconverter_common import float16
+
+    model, example, output = torch_module(spec, realistic)
+    export(model, example, path, "legacy17", output)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # weights below float16's range are rounded
+        half = float16.convert_float_to_float16(onnx.load(path), keep_io_types=keep_io_types)
+    # It retypes the intermediate values a Cast to float32 writes as float16
+    # (onnxruntime then refuses the file): leave their types to inference.
+    del half.graph.value_info[:]
+    onnx.save(half, path)
+    return describe(path)
+
+
+def _torch_half(path, spec, realistic):
+    """The module in float16 (model.half()), exported by the legacy
+    exporter at opset 17: weights, activations and outputs in float16."""
+    model, example, output = torch_module(spec, realistic)
+    example = example.half() if example.is_floating_point() else example
+    export(model.half(), example, path, "legacy17", output)
     return describe(path)
 
 
