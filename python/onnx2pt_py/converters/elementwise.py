@@ -1,13 +1,14 @@
 """Elementwise ops onnx2torch 1.5.15 lacks: Mod 28, BitShift, Bitwise*, Gelu,
 Mish, Swish, ThresholdedRelu, Shrink and the hyperbolic functions; Clip
 with bounds given at run time or left out by an empty name; IsInf with its
-detect_negative and detect_positive; SwiGLU."""
+detect_negative and detect_positive; SwiGLU; Pow's result type; Selu with
+its own alpha and gamma."""
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import Module, constant, present, register, replace, result
+from ._common import Module, constant, present, register, replace, replaced, result
 from .unsigned import wrap_if_unsigned
 
 
@@ -313,3 +314,28 @@ def convert_pow(node, graph):
     """onnx2torch's returns torch's promoted type (float for an integer base
     and a float exponent)."""
     return result(OnnxPow(), node)
+
+
+_SELU_ALPHA, _SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875
+
+
+class OnnxSelu(Module):
+    """gamma * x for x > 0, gamma * alpha * (exp(x) - 1) otherwise."""
+
+    def __init__(self, alpha, gamma):
+        super().__init__()
+        self.alpha, self.gamma = alpha, gamma
+
+    def forward(self, x):
+        return self.gamma * torch.where(x > 0, x, self.alpha * torch.expm1(x))
+
+
+@replace("Selu", [6])
+def convert_selu(node, graph):
+    """onnx2torch's refuses any alpha and gamma but torch's own (nn.SELU),
+    which it keeps converting."""
+    alpha = float(node.attributes.get("alpha", _SELU_ALPHA))
+    gamma = float(node.attributes.get("gamma", _SELU_GAMMA))
+    if (alpha, gamma) == (_SELU_ALPHA, _SELU_GAMMA):
+        return replaced("Selu", 6)(node, graph)
+    return result(OnnxSelu(alpha, gamma), node)

@@ -3,7 +3,7 @@
 ScatterElements, OneHot, SpaceToDepth and Det, BitCast, Compress,
 ReverseSequence, ScatterND 18 (and its reductions at every version),
 CenterCropPad, Range 27, Unique; and where onnx2torch's differ from the
-specification: Flatten at every axis, NonZero 13's layout, Shape's type
+specification: Unsqueeze's negative axes and a scalar axes input, Flatten at every axis, NonZero 13's layout, Shape's type
 when the range is empty, GatherElements' and GatherND's negative indices
 and GatherND's batch_dims, DepthToSpace's DCR mode, Range's output type."""
 
@@ -13,7 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._common import Module, as_int_list, normalize_axis, output_count, register, replace, result, torch_dtype
+from ._common import (
+    Module,
+    as_int_list,
+    constant,
+    normalize_axis,
+    output_count,
+    register,
+    replace,
+    result,
+    torch_dtype,
+)
 
 
 class OnnxHardmax(Module):
@@ -648,3 +658,33 @@ class OnnxUnique(Module):
 @register("Unique", [11])
 def convert_unique(node, graph):
     return result(OnnxUnique(node.attributes.get("axis"), node.attributes.get("sorted", 1), output_count(node)), node)
+
+
+class OnnxUnsqueeze(Module):
+    """Size-1 dimensions inserted at `axes` of the output (negative ones
+    counted from the output's end); `axes` None: given at run time."""
+
+    def __init__(self, axes=None):
+        super().__init__()
+        self.axes = axes
+
+    def forward(self, x, axes=None):
+        axes = self.axes if axes is None else axes.reshape(-1).tolist()
+        rank = x.dim() + len(axes)
+        for axis in sorted(normalize_axis(a, rank) for a in axes):
+            x = x.unsqueeze(axis)
+        return x
+
+
+@replace("Unsqueeze", [1, 11, 13])
+def convert_unsqueeze(node, graph):
+    """onnx2torch's inserts negative axes one at a time, each counted from
+    the end of the tensor so far rather than of the output ([-2, -1] on a
+    vector gives (1, n, 1), not (n, 1, 1)); and fails on a scalar axes
+    constant."""
+    if "axes" in node.attributes:
+        return result(OnnxUnsqueeze(as_int_list(node.attributes["axes"])), node, inputs=node.input_values[:1])
+    axes = constant(node, 1, graph)
+    if axes is not None:
+        return result(OnnxUnsqueeze(axes.reshape(-1).tolist()), node, inputs=node.input_values[:1])
+    return result(OnnxUnsqueeze(), node)

@@ -51,6 +51,7 @@ from . import (  # noqa: F401  (their converters first: an explicit converter is
     reduce,
     resize,
     rotary,
+    sampling,
     signal,
     sorting,
     tensor,

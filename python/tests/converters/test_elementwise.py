@@ -129,3 +129,13 @@ def test_pow_result_has_the_base_type(base, exponent):
     model = make_model(helper.make_node("Pow", ["x", "y"], ["z"]), {"x": x, "y": y}, ["z"], 15)
     (z,) = check(model, {"x": x, "y": y}, reference=np.dtype(base).kind == "i")
     assert z.dtype == base
+
+
+@pytest.mark.parametrize("opset", [6, 22])
+@pytest.mark.parametrize("attrs", [{}, {"alpha": 2.0}, {"gamma": 3.0}, {"alpha": 0.5, "gamma": 1.5}])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_selu(opset, attrs, dtype):
+    x = random((3, 5), dtype=dtype, seed=4)
+    model = make_model(helper.make_node("Selu", ["x"], ["y"], **attrs), {"x": x}, ["y"], opset)
+    # onnxruntime runs Selu 6 in float32 alone
+    check(model, {"x": x}, reference=opset != 6 or dtype != np.float32)

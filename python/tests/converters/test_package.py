@@ -71,7 +71,8 @@ def test_registered_keys_were_missing_from_onnx2torch():
     replaced += [["", "NonZero", 13], ["", "Range", 11]] + [["", "Shape", v] for v in (1, 13, 15)]
     replaced += [["", "GatherElements", v] for v in (11, 13)] + [["", "GatherND", v] for v in (11, 12, 13)]
     replaced += [["", "DepthToSpace", v] for v in (11, 13)] + [["", "Pow", v] for v in (12, 13, 15)]
-    replaced += [["", "BatchNormalization", v] for v in (14, 15)]
+    replaced += [["", "BatchNormalization", v] for v in (14, 15)] + [["", "Selu", 6]]
+    replaced += [["", "RoiAlign", v] for v in (10, 16)] + [["", "Unsqueeze", v] for v in (1, 11, 13)]
     # uint16/32/64, which torch has few kernels for (unsigned.py)
     replaced += [["", op, v] for op in ("Add", "Sub", "Div") for v in (7, 13, 14)]
     replaced += [["", op, v] for op in ("Greater", "Less") for v in (9, 13)]
@@ -109,6 +110,7 @@ def test_every_family_registers():
         "reduce",
         "resize",
         "rotary",
+        "sampling",
         "signal",
         "tensor",
         "unsigned",

@@ -424,3 +424,27 @@ def test_unique_floats_in_first_occurrence_order():
     model = make_model(helper.make_node("Unique", ["x"], names, sorted=0), {"x": x}, names, 11)
     y, *_ = check(model, {"x": x})
     assert y.tolist() == [2.5, -1.0, 0.0, 7.0]
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3), ()])
+@pytest.mark.parametrize("axes", [[0], [-1], [-2, -1], [0, -1], [1, -1], [-3, 0]])
+@pytest.mark.parametrize("how", ["attribute", "constant", "scalar", "input"])
+def test_unsqueeze_axes_count_from_the_output(shape, axes, how):
+    x = random(shape)
+    rank = len(shape) + len(axes)
+    if not all(-rank <= a < rank for a in axes) or len({a % rank for a in axes}) < len(axes):
+        pytest.skip("not valid ONNX: an axis out of range or twice")
+    if how == "scalar" and len(axes) > 1:
+        pytest.skip("one axis only")
+    feeds = {"x": x}
+    if how == "attribute":
+        model = make_model(helper.make_node("Unsqueeze", ["x"], ["y"], axes=axes), feeds, ["y"], 11)
+    elif how == "input":
+        feeds["a"] = np.array(axes, np.int64)
+        model = make_model(helper.make_node("Unsqueeze", ["x", "a"], ["y"]), feeds, ["y"], 13)
+    else:
+        value = np.array(axes[0] if how == "scalar" else axes, np.int64)
+        model = make_model(
+            helper.make_node("Unsqueeze", ["x", "a"], ["y"]), feeds, ["y"], 13, initializers={"a": value}
+        )
+    check(model, feeds, reference=how == "scalar")
