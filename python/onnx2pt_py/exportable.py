@@ -125,7 +125,18 @@ REWRITES = {
 
 
 def make_exportable(gm):
-    """Apply REWRITES to gm's nodes; returns how many nodes each rewrote."""
+    """Apply REWRITES to the nodes of gm and of the GraphModules inside it
+    (the branches and bodies of If, Loop and Scan); returns how many nodes
+    each rewrote."""
+    counts = {}
+    for module in list(gm.modules()):
+        if isinstance(module, fx.GraphModule):
+            for name, count in _make_exportable_one(module).items():
+                counts[name] = counts.get(name, 0) + count
+    return counts
+
+
+def _make_exportable_one(gm):
     counts = {}
     for node in list(gm.graph.nodes):
         if node.op != "call_module":

@@ -89,7 +89,7 @@ def make_inputs(specs, batch, dims, seed, int_bounds=None, kind="normal", positi
         elif dtype.kind in "iu":
             x = rng.integers(0, bound, size=shape).astype(dtype)
         elif dtype.kind == "b":
-            x = rng.random(shape) > 0.5
+            x = np.asarray(rng.random(shape) > 0.5)  # a 0-d array, not a numpy.bool
         else:
             raise UserError(f"input {spec['name']!r} has dtype {dtype}, which cannot be probed")
         if edge:

@@ -17,13 +17,21 @@ Semantics follow the ONNX spec and its reference implementation:
 - softcap (softcap * tanh(x / softcap)) comes before the bias;
 - a query row whose bias is -inf everywhere gives zeros, not NaN;
 - fewer KV heads than query heads repeat each KV head (h0, h0, h1, h1, ...).
+
+FlexAttention (ai.onnx.preview 1): the same attention over 4-D inputs, with
+no mask but the optional subgraphs score_mod (applied to the scaled scores)
+and prob_mod (to the probabilities), each converted as a model of its own;
+the scores are in the softmax precision (float32 for inputs narrower than
+float32 by default), and a row of -inf scores gives NaN as in the reference.
 """
 
 import math
 
+import onnx
 import torch
 
 from ._common import Module, output_count, register, result, torch_dtype
+from .control import convert_subgraph
 
 
 def _neg_inf_where(allowed, dtype, device):
@@ -34,6 +42,16 @@ def _neg_inf_where(allowed, dtype, device):
 def _to_heads(x, num_heads):
     # (batch, seq, heads * size) -> (batch, heads, seq, size)
     return x.reshape(x.shape[0], x.shape[1], num_heads, -1).transpose(1, 2)
+
+
+def _repeat_kv(k, v, q_heads, op):
+    """K and V with each head repeated for its group of query heads."""
+    kv_heads = k.shape[1]
+    if q_heads == kv_heads:
+        return k, v
+    if q_heads % kv_heads:
+        raise ValueError(f"{op}: {q_heads} query heads is not a multiple of {kv_heads} key/value heads")
+    return k.repeat_interleave(q_heads // kv_heads, dim=1), v.repeat_interleave(q_heads // kv_heads, dim=1)
 
 
 class OnnxAttention(Module):
@@ -86,13 +104,7 @@ class OnnxAttention(Module):
         q_len, kv_len = q.shape[2], k.shape[2]
         bias = self._bias(attn_mask, past_key, nonpad_kv_seqlen, q_len, kv_len, dtype, device)
 
-        q_heads, kv_heads = q.shape[1], k.shape[1]
-        if q_heads != kv_heads:
-            if q_heads % kv_heads:
-                raise ValueError(f"Attention: {q_heads} query heads is not a multiple of {kv_heads} key/value heads")
-            k = k.repeat_interleave(q_heads // kv_heads, dim=1)
-            v = v.repeat_interleave(q_heads // kv_heads, dim=1)
-
+        k, v = _repeat_kv(k, v, q.shape[1], "Attention")
         qk = torch.matmul(q * root, (k * root).transpose(2, 3))
         qk_out = qk
         if self.softcap > 0:
@@ -180,3 +192,72 @@ def convert_attention(node, graph):
         right_window_size=a.get("right_window_size", -1),
     )
     return result(module, node)
+
+
+_FLEX_SOFTMAX_TYPES = (
+    onnx.TensorProto.FLOAT,
+    onnx.TensorProto.FLOAT16,
+    onnx.TensorProto.BFLOAT16,
+    onnx.TensorProto.DOUBLE,
+)
+
+
+class OnnxFlexAttention(Module):
+    """score_mod and prob_mod are converted subgraphs (or None); each takes
+    the outer values at its picks, out of those after Q, K and V."""
+
+    def __init__(self, scale, softmax_dtype, score_mod, score_picks, prob_mod, prob_picks):
+        super().__init__()
+        self.scale, self.softmax_dtype = scale, softmax_dtype
+        self.score_mod, self.score_picks = score_mod, score_picks
+        self.prob_mod, self.prob_picks = prob_mod, prob_picks
+
+    def forward(self, q, k, v, *outer):
+        if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+            raise ValueError(
+                f"FlexAttention: Q, K and V must be 4-D, got {list(q.shape)}, {list(k.shape)}, {list(v.shape)}"
+            )
+        k, v = _repeat_kv(k, v, q.shape[1], "FlexAttention")
+        scale = self.scale if self.scale is not None else 1.0 / math.sqrt(q.shape[3])
+        # Q and K each scaled by sqrt(scale), taken in float32 as the reference does
+        root = torch.tensor(scale, dtype=torch.float32, device=q.device).sqrt().to(q.dtype)
+        dtype = self.softmax_dtype
+        if dtype is None:
+            dtype = torch.float32 if q.dtype.itemsize < 4 else q.dtype
+        scores = torch.matmul(q * root, (k * root).transpose(2, 3)).to(dtype)
+        if self.score_mod is not None:
+            scores = self.score_mod(scores, *[outer[i] for i in self.score_picks])[0].to(dtype)
+        probs = torch.softmax(scores, dim=-1)
+        if self.prob_mod is not None:
+            probs = self.prob_mod(probs, *[outer[i] for i in self.prob_picks])[0].to(dtype)
+        return torch.matmul(probs, v.to(dtype)).to(v.dtype)
+
+
+@register("FlexAttention", [1], domain="ai.onnx.preview")
+def convert_flex_attention(node, graph):
+    a = node.attributes
+    precision = a.get("softmax_precision")
+    if precision is not None and precision not in _FLEX_SOFTMAX_TYPES:
+        raise ValueError(
+            f"FlexAttention: softmax_precision must be float, float16, bfloat16 or double, got {precision}"
+        )
+    softmax_dtype = None if precision is None else torch_dtype(precision, "FlexAttention softmax_precision")
+    mods, names = {}, []
+    for attribute in node.proto.attribute:
+        if attribute.name in ("score_mod", "prob_mod") and attribute.type == onnx.AttributeProto.GRAPH:
+            if len(attribute.g.input) != 1 or len(attribute.g.output) != 1:
+                raise ValueError(f"FlexAttention: {attribute.name} must have one input and one output")
+            mods[attribute.name] = convert_subgraph(attribute.g, graph, f"FlexAttention {attribute.name}")
+            names += mods[attribute.name][1]
+    names = list(dict.fromkeys(names))  # the outer values the subgraphs read, each passed once
+    score_mod, score_names = mods.get("score_mod", (None, []))
+    prob_mod, prob_names = mods.get("prob_mod", (None, []))
+    module = OnnxFlexAttention(
+        a.get("scale"),
+        softmax_dtype,
+        score_mod,
+        [names.index(n) for n in score_names],
+        prob_mod,
+        [names.index(n) for n in prob_names],
+    )
+    return result(module, node, inputs=[*node.input_values, *names])

@@ -40,6 +40,7 @@ from . import (  # noqa: F401  (their converters first: an explicit converter is
     attention,
     cast,
     contrib,
+    control,
     conv,
     cumulative,
     elementwise,
@@ -54,6 +55,7 @@ from . import (  # noqa: F401  (their converters first: an explicit converter is
     sampling,
     signal,
     sorting,
+    state,
     tensor,
     unsigned,
 )

@@ -1,6 +1,10 @@
+import io
+
 import numpy as np
+import onnx2torch
 import pytest
-from convert_check import check, make_model, random
+import torch
+from convert_check import assert_same, check, make_model, random, run_reference, run_torch
 from onnx import TensorProto, helper
 
 INPUTS = ["q", "k", "v", "attn_mask", "past_key", "past_value", "nonpad_kv_seqlen"]
@@ -132,3 +136,158 @@ def test_attention_25_window_with_cache_offset():
     feeds["past_value"] = random((2, 4, 4, 8), seed=8)
     outputs = ("y", "present_key", "present_value")
     check(_attention(feeds, 25, outputs=outputs, is_causal=1, left_window_size=2), feeds)
+
+
+# --- FlexAttention (ai.onnx.preview) ----------------------------------------------
+# onnxruntime 1.32 has no FlexAttention kernel: checked against the reference evaluator.
+
+PREVIEW = [helper.make_opsetid("ai.onnx.preview", 1)]
+
+
+def _flex(feeds, score_mod=None, prob_mod=None, **attrs):
+    node = helper.make_node("FlexAttention", ["q", "k", "v"], ["y"], domain="ai.onnx.preview", **attrs)
+    for name, graph in (("score_mod", score_mod), ("prob_mod", prob_mod)):
+        if graph is not None:
+            node.attribute.append(helper.make_attribute(name, graph))
+    return make_model(node, feeds, ["y"], 26, extra_opsets=PREVIEW)
+
+
+def _modifier(nodes, dtype=TensorProto.FLOAT, initializers=()):
+    """A modifier subgraph from its nodes: input "x", output "out"."""
+    dims = ["B", "H", "L", "S"]
+    return helper.make_graph(
+        nodes,
+        "modifier",
+        [helper.make_tensor_value_info("x", dtype, dims)],
+        [helper.make_tensor_value_info("out", dtype, dims)],
+        list(initializers),
+    )
+
+
+def _scalar(name, value, dtype=TensorProto.FLOAT):
+    return helper.make_tensor(name, dtype, [], [value])
+
+
+@pytest.mark.parametrize("q_heads, kv_heads", [(4, 4), (8, 2), (6, 1)])
+@pytest.mark.parametrize("q_len, kv_len", [(5, 5), (3, 7), (1, 4)])
+def test_flex_attention(q_heads, kv_heads, q_len, kv_len):
+    feeds = _qkv(q_heads=q_heads, kv_heads=kv_heads, q_len=q_len, kv_len=kv_len, v_head=6)
+    check(_flex(feeds), feeds, reference=True)
+
+
+@pytest.mark.parametrize("scale", [0.05, 1.0, 3.0])
+def test_flex_attention_scale(scale):
+    feeds = _qkv(q_len=3, kv_len=4)
+    check(_flex(feeds, scale=scale), feeds, reference=True)
+
+
+@pytest.mark.parametrize(
+    "dtype, precision, tolerance",
+    [
+        (np.float16, None, 2e-3),  # softmax in float32 by default
+        (np.float16, TensorProto.FLOAT16, 5e-3),
+        (np.float32, TensorProto.DOUBLE, 1e-5),
+        (np.float64, None, 1e-10),
+    ],
+)
+def test_flex_attention_precision(dtype, precision, tolerance):
+    feeds = {k: v.astype(dtype) for k, v in _qkv(q_len=4, kv_len=6).items()}
+    attrs = {} if precision is None else {"softmax_precision": precision}
+    # a score_mod in the softmax precision, as the spec requires
+    compute = precision or (TensorProto.DOUBLE if dtype == np.float64 else TensorProto.FLOAT)
+    mod = _modifier([helper.make_node("Add", ["x", "c"], ["out"])], compute, [_scalar("c", 0.5, compute)])
+    check(_flex(feeds, score_mod=mod, **attrs), feeds, reference=True, atol=tolerance, rtol=tolerance)
+
+
+def test_flex_attention_score_mod_causal():
+    # Causal masking written as exporters do: Where(k_idx <= q_idx, x, -inf).
+    nodes = [
+        helper.make_node("Shape", ["x"], ["l"], start=2, end=3),
+        helper.make_node("Shape", ["x"], ["s"], start=3, end=4),
+        helper.make_node("Squeeze", ["l"], ["l0"]),
+        helper.make_node("Squeeze", ["s"], ["s0"]),
+        helper.make_node("Range", ["zero", "l0", "one"], ["qi"]),
+        helper.make_node("Range", ["zero", "s0", "one"], ["ki"]),
+        helper.make_node("Unsqueeze", ["qi", "last"], ["qcol"]),
+        helper.make_node("LessOrEqual", ["ki", "qcol"], ["keep"]),
+        helper.make_node("Where", ["keep", "x", "neg_inf"], ["out"]),
+    ]
+    constants = [
+        helper.make_tensor("zero", TensorProto.INT64, [], [0]),
+        helper.make_tensor("one", TensorProto.INT64, [], [1]),
+        helper.make_tensor("last", TensorProto.INT64, [1], [1]),
+        _scalar("neg_inf", float("-inf")),
+    ]
+    feeds = _qkv(q_heads=4, kv_heads=2, q_len=5, kv_len=5)
+    y = check(_flex(feeds, score_mod=_modifier(nodes, initializers=constants)), feeds, reference=True)[0]
+    # The first query sees the first value only.
+    np.testing.assert_allclose(y[:, :, 0], np.repeat(feeds["v"][:, :, 0], 2, axis=1), rtol=1e-6)
+
+
+def test_flex_attention_soft_cap_and_prob_mod():
+    cap = _modifier(
+        [
+            helper.make_node("Div", ["x", "cap"], ["d"]),
+            helper.make_node("Tanh", ["d"], ["t"]),
+            helper.make_node("Mul", ["t", "cap"], ["out"]),
+        ],
+        initializers=[_scalar("cap", 1.5)],
+    )
+    dropout_like = _modifier([helper.make_node("Mul", ["x", "keep"], ["out"])], initializers=[_scalar("keep", 0.8)])
+    feeds = _qkv(q_len=4, kv_len=6)
+    check(_flex(feeds, score_mod=cap, prob_mod=dropout_like, scale=2.0), feeds, reference=True)
+
+
+def _bias_mod_model(feeds, bias, outer):
+    """FlexAttention whose score_mod adds `bias`: read from the outer graph's
+    input "bias" when `outer`, else held inside the subgraph."""
+    mod = _modifier(
+        [helper.make_node("Add", ["x", "bias"], ["out"])],
+        initializers=[] if outer else [helper.make_tensor("bias", TensorProto.FLOAT, bias.shape, bias.reshape(-1))],
+    )
+    return _flex(dict(feeds, bias=bias) if outer else feeds, score_mod=mod)
+
+
+@pytest.mark.parametrize("bias_shape", [(3, 5), (1, 4, 3, 5)])
+def test_flex_attention_score_mod_reads_outer_scope(bias_shape):
+    # A subgraph may read a value of the graph around it; the reference
+    # evaluator cannot, so it runs the same bias held inside the subgraph.
+    feeds = _qkv(q_len=3, kv_len=5)
+    bias = random(bias_shape, seed=11)
+    bias[..., 1, 2:] = -np.inf
+    expected = run_reference(_bias_mod_model(feeds, bias, outer=False), feeds)
+    assert_same(expected, run_torch(_bias_mod_model(feeds, bias, outer=True), dict(feeds, bias=bias)))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # the reference's -inf - -inf
+def test_flex_attention_fully_masked_row_is_nan():
+    # Unlike Attention, FlexAttention gives a row with no attendable key NaN (softmax of -inf).
+    feeds = _qkv(q_len=3, kv_len=5)
+    bias = random((3, 5), seed=11)
+    bias[1] = -np.inf
+    model = _bias_mod_model(feeds, bias, outer=False)
+    y = check(model, feeds, reference=True)[0]
+    assert np.isnan(y[:, :, 1]).all() and not np.isnan(y[:, :, [0, 2]]).any()
+
+
+def test_flex_attention_saved_and_reloaded():
+    feeds = _qkv(q_heads=4, kv_heads=2, q_len=3, kv_len=5)
+    bias = random((3, 5), seed=11)
+    model = _bias_mod_model(feeds, bias, outer=True)
+    module = onnx2torch.convert(model)
+    buffer = io.BytesIO()
+    torch.save(module, buffer)
+    buffer.seek(0)
+    reloaded = torch.load(buffer, weights_only=False).eval()
+    with torch.no_grad():
+        y = reloaded(*[torch.from_numpy(v) for v in (feeds["q"], feeds["k"], feeds["v"], bias)]).numpy()
+    assert_same(run_reference(_bias_mod_model(feeds, bias, outer=False), feeds), [y])
+
+
+def test_flex_attention_refuses_integer_softmax_precision():
+    feeds = _qkv(q_len=3, kv_len=4)
+    model = _flex(feeds)
+    # after the model is made: ONNX's shape inference refuses it too
+    model.graph.node[0].attribute.append(helper.make_attribute("softmax_precision", TensorProto.INT32))
+    with pytest.raises(ValueError, match="softmax_precision"):
+        onnx2torch.convert(model)
