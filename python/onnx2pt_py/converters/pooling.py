@@ -1,5 +1,6 @@
 """Pooling at the versions onnx2torch 1.5.15 lacks: AveragePool 1/19/22,
-MaxPool 1/22, LpPool, GlobalMaxPool and GlobalLpPool.
+MaxPool 1/22, LpPool, GlobalMaxPool and GlobalLpPool; and at the versions
+it has, the nodes its converters refuse.
 
 AveragePool 19 added `dilations`, which torch's avg_pool lacks; version 22
 only added bfloat16 (MaxPool 22 likewise, with a clarified but unchanged
@@ -25,7 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._common import Module, output_count, register, result
+from ._common import Module, output_count, register, replace, replaced, result
 
 
 def _geometry(in_sizes, kernel, strides, dilations, pads, auto_pad, ceil_mode):
@@ -221,6 +222,26 @@ def _pool_converter(kind):
 
 register("AveragePool", [1, 19, 22])(_pool_converter("AveragePool"))
 register("MaxPool", [1, 22])(_pool_converter("MaxPool"))
+
+
+def _fallback(kind, version):
+    """onnx2torch's converter (torch.nn pooling layers) where it takes the
+    node; this package's where it refuses it (asymmetric pads, SAME
+    padding with a stride, ...)."""
+
+    def convert(node, graph):
+        try:
+            return replaced(kind, version)(node, graph)
+        except NotImplementedError:
+            return _pool_converter(kind)(node, graph)
+
+    return convert
+
+
+for _version in (7, 10, 11):
+    replace("AveragePool", [_version])(_fallback("AveragePool", _version))
+for _version in (8, 10, 11, 12):
+    replace("MaxPool", [_version])(_fallback("MaxPool", _version))
 register("LpPool", [1, 2, 11, 18, 22])(_pool_converter("LpPool"))
 
 

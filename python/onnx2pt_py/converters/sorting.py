@@ -1,4 +1,5 @@
-"""TopK, with ties in the specification's order.
+"""TopK, with ties in the specification's order; NonMaxSuppression with
+boxes given by any two opposite corners.
 
 onnx2torch's TopK calls torch.topk, which returns equal values in no
 particular order; ONNX puts the one with the lower index first (and
@@ -8,7 +9,7 @@ input stays a Python int, which tracing and torch.export keep symbolic-free.
 
 import torch
 
-from ._common import Module, constant, normalize_axis, replace, result
+from ._common import Module, constant, normalize_axis, replace, replaced, result
 
 
 class OnnxTopK(Module):
@@ -33,3 +34,26 @@ def convert_topk(node, graph):
     module = OnnxTopK(node.attributes.get("axis", -1), node.attributes.get("largest", 1) == 1, k)
     # With k a constant, the module takes the data alone.
     return result(module, node, inputs=node.input_values[:1] if k is not None else None)
+
+
+class OnnxNonMaxSuppressionCorners(Module):
+    """onnx2torch's NonMaxSuppression on boxes rewritten as (min, min, max,
+    max) corners: ONNX allows any diagonal pair, torchvision's nms reads
+    (x1, y1, x2, y2) with x1 <= x2 and y1 <= y2 and finds no overlap in a
+    flipped box."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, boxes, *rest):
+        first, second = boxes[..., :2], boxes[..., 2:]
+        return self.inner(torch.cat([torch.minimum(first, second), torch.maximum(first, second)], dim=-1), *rest)
+
+
+@replace("NonMaxSuppression", [10, 11])
+def convert_non_max_suppression(node, graph):
+    converted = replaced("NonMaxSuppression", 11)(node, graph)
+    if node.attributes.get("center_point_box", 0):
+        return converted  # centres and sizes: no corners to order
+    return converted._replace(torch_module=OnnxNonMaxSuppressionCorners(converted.torch_module))

@@ -3,7 +3,8 @@
 ScatterElements, OneHot, SpaceToDepth and Det, BitCast, Compress,
 ReverseSequence, ScatterND 18 (and its reductions at every version),
 CenterCropPad, Range 27, Unique; and where onnx2torch's differ from the
-specification: Unsqueeze's negative axes and a scalar axes input, Flatten at every axis, NonZero 13's layout, Shape's type
+specification: Unsqueeze's negative axes and a scalar axes input, Pad 2's
+fill value, Flatten at every axis, NonZero 13's layout, Shape's type
 when the range is empty, GatherElements' and GatherND's negative indices
 and GatherND's batch_dims, DepthToSpace's DCR mode, Range's output type."""
 
@@ -357,7 +358,17 @@ def convert_flatten(node, graph):
     """onnx2torch's fails for axis 0 and for negative axes at or before the
     first dimension (IndexError: Dimension out of range)."""
     axis = node.attributes.get("axis", 1)
-    return result(nn.Flatten() if axis == 1 else OnnxFlatten(axis), node)
+    rank = _rank(node.input_values[0], graph)
+    # nn.Flatten reads best, but flattens nothing from axis 1 of a vector.
+    return result(nn.Flatten() if axis == 1 and rank is not None and rank >= 2 else OnnxFlatten(axis), node)
+
+
+def _rank(name, graph):
+    """A value's rank where the graph records it, else None."""
+    info = graph.value_info.get(name)
+    if info is None or not info.type.tensor_type.HasField("shape"):
+        return None
+    return len(info.type.tensor_type.shape.dim)
 
 
 class OnnxBitCast(Module):
@@ -688,3 +699,17 @@ def convert_unsqueeze(node, graph):
     if axes is not None:
         return result(OnnxUnsqueeze(axes.reshape(-1).tolist()), node, inputs=node.input_values[:1])
     return result(OnnxUnsqueeze(), node)
+
+
+@replace("Pad", [2])
+def convert_pad_2(node, graph):
+    """onnx2torch's reads the fill value from `constant_value`, an attribute
+    Pad 2 does not have (it is `value`), and always pads with 0."""
+    from onnx2torch.node_converters.pad import OnnxPadStatic
+
+    module = OnnxPadStatic.create_from_onnx_params(
+        onnx_pads=node.attributes["pads"],
+        onnx_mode=node.attributes.get("mode", "constant"),
+        constant_value=node.attributes.get("value", 0.0),
+    )
+    return result(module, node)

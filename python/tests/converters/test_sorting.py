@@ -35,3 +35,20 @@ def test_topk_without_ties():
     node = helper.make_node("TopK", ["x", "k"], ["values", "indices"])
     model = make_model(node, {"x": x}, ["values", "indices"], 11, initializers={"k": np.array([10], np.int64)})
     check(model, {"x": x})
+
+
+@pytest.mark.parametrize("flip", ["none", "x", "y", "both", "mixed"])
+def test_non_max_suppression_boxes_by_any_corners(flip):
+    rng = np.random.default_rng(5)
+    corner = rng.uniform(0, 10, (2, 20, 2)).astype(np.float32)
+    boxes = np.concatenate([corner, corner + rng.uniform(0.5, 4, (2, 20, 2)).astype(np.float32)], axis=-1)
+    swap = {"none": [], "x": [1], "y": [0], "both": [0, 1], "mixed": [0]}[flip]
+    rows = slice(None) if flip != "mixed" else slice(0, 20, 2)
+    for axis in swap:  # exchange the two corners' coordinate on that axis
+        boxes[:, rows, [axis, axis + 2]] = boxes[:, rows, [axis + 2, axis]]
+    scores = rng.random((2, 3, 20)).astype(np.float32)
+    feeds = {"boxes": boxes, "scores": scores}
+    limits = {"m": np.array([5], np.int64), "iou": np.array([0.3], np.float32), "score": np.array([0.2], np.float32)}
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores", "m", "iou", "score"], ["selected"])
+    model = make_model(node, feeds, ["selected"], 11, initializers=limits)
+    check(model, feeds)

@@ -448,3 +448,25 @@ def test_unsqueeze_axes_count_from_the_output(shape, axes, how):
             helper.make_node("Unsqueeze", ["x", "a"], ["y"]), feeds, ["y"], 13, initializers={"a": value}
         )
     check(model, feeds, reference=how == "scalar")
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 3), ()])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("opset", [9, 13])
+def test_flatten_of_small_ranks(shape, axis, opset):
+    if not -len(shape) <= axis <= len(shape) or (opset < 11 and axis < 0):
+        pytest.skip("axis out of range")
+    x = random(shape)
+    check(make_model(helper.make_node("Flatten", ["x"], ["y"], axis=axis), {"x": x}, ["y"], opset), {"x": x})
+
+
+@pytest.mark.parametrize("mode, value", [("constant", 2.5), ("constant", None), ("reflect", None), ("edge", None)])
+def test_pad_2_fills_with_its_value(mode, value):
+    # onnxruntime and the reference evaluator lack opset 2: numpy's pad is Pad 2's definition.
+    x = random((2, 3, 4, 4))
+    attrs = {"mode": mode, "pads": [0, 0, 1, 2, 0, 0, 3, 1]} | ({} if value is None else {"value": value})
+    model = make_model(helper.make_node("Pad", ["x"], ["y"], **attrs), {"x": x}, ["y"], 2)
+    (y,) = run_torch(model, {"x": x})
+    widths = [(0, 0), (0, 0), (1, 3), (2, 1)]
+    kwargs = {"constant_values": value or 0.0} if mode == "constant" else {}
+    np.testing.assert_array_equal(y, np.pad(x, widths, mode={"edge": "edge"}.get(mode, mode), **kwargs))
