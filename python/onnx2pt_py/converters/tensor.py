@@ -4,7 +4,7 @@ ScatterElements, OneHot, SpaceToDepth and Det, BitCast, Compress,
 ReverseSequence, ScatterND 18 (and its reductions at every version),
 CenterCropPad, Range 27, Unique; and where onnx2torch's differ from the
 specification: Unsqueeze's negative axes and a scalar axes input, Pad 2's
-fill value, Flatten at every axis, NonZero 13's layout, Shape's type
+fill value, Reshape 14's allowzero, Flatten at every axis, NonZero 13's layout, Shape's type
 when the range is empty, GatherElements' and GatherND's negative indices
 and GatherND's batch_dims, DepthToSpace's DCR mode, Range's output type."""
 
@@ -22,6 +22,7 @@ from ._common import (
     output_count,
     register,
     replace,
+    replaced,
     result,
     torch_dtype,
 )
@@ -251,6 +252,15 @@ class OnnxReshape(Module):
 @register("Reshape", [19, 21, 23, 24, 25])
 def convert_reshape(node, graph):
     return result(OnnxReshape(node.attributes.get("allowzero", 0)), node)
+
+
+@replace("Reshape", [14])
+def convert_reshape_14(node, graph):
+    """onnx2torch's refuses allowzero=1, which torch's dynamo exporter writes
+    on every Reshape, also where the shape is computed at run time."""
+    if node.attributes.get("allowzero", 0):
+        return convert_reshape(node, graph)
+    return replaced("Reshape", 14)(node, graph)
 
 
 class OnnxSplit(Module):

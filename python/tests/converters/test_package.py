@@ -73,7 +73,7 @@ def test_registered_keys_were_missing_from_onnx2torch():
     replaced += [["", "DepthToSpace", v] for v in (11, 13)] + [["", "Pow", v] for v in (12, 13, 15)]
     replaced += [["", "BatchNormalization", v] for v in (14, 15)] + [["", "Selu", 6]]
     replaced += [["", "Identity", v] for v in (1, 13, 14, 16)]  # sequences and optionals too
-    replaced += [["", "NonMaxSuppression", v] for v in (10, 11)] + [["", "Pad", 2]]
+    replaced += [["", "NonMaxSuppression", v] for v in (10, 11)] + [["", "Pad", 2], ["", "Reshape", 14]]
     replaced += [["", "AveragePool", v] for v in (7, 10, 11)] + [["", "MaxPool", v] for v in (8, 10, 11, 12)]
     replaced += [["", "RoiAlign", v] for v in (10, 16)] + [["", "Unsqueeze", v] for v in (1, 11, 13)]
     # uint16/32/64, which torch has few kernels for (unsigned.py)

@@ -174,7 +174,7 @@ def test_det(opset, shape):
     check(model, {"x": x})
 
 
-@pytest.mark.parametrize("opset", [19, 21, 23, 25])
+@pytest.mark.parametrize("opset", [14, 19, 21, 23, 25])
 @pytest.mark.parametrize(
     "in_shape, shape, allowzero",
     [
@@ -197,10 +197,13 @@ def test_reshape(opset, in_shape, shape, allowzero):
     check(model, {"x": x})
 
 
-def test_reshape_shape_computed_at_run_time():
+@pytest.mark.parametrize("opset", [14, 21])
+@pytest.mark.parametrize("allowzero", [0, 1])
+def test_reshape_shape_computed_at_run_time(opset, allowzero):
     x = random((2, 3, 4))
-    feeds = {"x": x, "shape": np.array([4, 0, -1], np.int64)}
-    model = make_model(helper.make_node("Reshape", ["x", "shape"], ["y"]), feeds, ["y"], 21, shapes={"shape": ["n"]})
+    feeds = {"x": x, "shape": np.array([4, 3, -1] if allowzero else [4, 0, -1], np.int64)}
+    node = helper.make_node("Reshape", ["x", "shape"], ["y"], allowzero=allowzero)
+    model = make_model(node, feeds, ["y"], opset, shapes={"shape": ["n"]})
     check(model, feeds)
 
 
