@@ -189,6 +189,12 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 	r.rep.Fingerprint = Fingerprint(*src, j, s.envID)
 	log.WithFields(logrus.Fields{"opset": src.Opset, "ir_version": src.IRVersion, "nodes": src.Nodes}).
 		Debugf("ONNX ops: %s", src.OpSummary())
+	if src.Quantized {
+		log.Info("Quantized model: checked against onnxruntime with its graph optimisations off (the specification's integer arithmetic)")
+	}
+	if src.Precision == "float16" || src.Precision == "bfloat16" {
+		log.Infof("Computes in %s: verified at tolerances for that precision", src.Precision)
+	}
 
 	norm := &r.rep.Normalisation
 	if err := r.step(ctx, "normalise", job, "normalise", norm); err != nil {

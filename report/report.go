@@ -84,6 +84,10 @@ type Source struct {
 	// (float16 and bfloat16 models are verified at tolerances that follow
 	// from it).
 	Precision string `json:"precision"`
+	// Quantized models (QDQ pairs, QOperator ops, dynamic quantization) are
+	// verified against onnxruntime with its graph optimisations off: its
+	// fused integer kernels round differently from the specification.
+	Quantized bool `json:"quantized"`
 }
 
 // TensorSpec is a declared input or output. Shape holds ints for fixed

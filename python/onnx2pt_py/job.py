@@ -78,6 +78,7 @@ class ConversionJob:
         self.probe_kind = None  # the probes.KINDS the random probes were drawn as
         self._bounds = self._positive = None  # integer inputs' bounds, inputs drawn positive
         self._rewrites = {}  # export-friendly replacements made to torch_model
+        self.optimize = True  # onnxruntime's graph optimisations (load: off for quantized models)
 
     def load(self):
         """Load and check the ONNX model; describe it."""
@@ -87,6 +88,8 @@ class ConversionJob:
         external = model_info.external_files(self.path, locations)
         self.info = model_info.describe(self.onnx_model, self.path, external)
         self.atol, self.rtol = parity.tolerances(self.atol, self.rtol, self.info["precision"])
+        # A quantized model is checked at the specification's semantics.
+        self.optimize = not self.info["quantized"]
         return self.info
 
     def in_folder(self):
@@ -106,7 +109,7 @@ class ConversionJob:
         if result["passes"]:
             names = [o["name"] for o in self.info["outputs"]]
             try:
-                session = parity.onnxruntime_session(self.normalised)
+                session = parity.onnxruntime_session(self.normalised, self.optimize)
                 actual = [session.run(None, self.feed(inputs)) for _, inputs in self.probes()]
             except Exception as e:
                 raise UserError(f"{self.path}: onnxruntime cannot run the normalised graph: {first_line(e)}") from e
@@ -279,7 +282,9 @@ class ConversionJob:
         probe (see locate.py), or None."""
         _, inputs = self.probes()[0]
         with self.in_folder():
-            return locate.locate(self.normalised, model, self.outputs_of, self.feed(inputs), self.atol, self.rtol)
+            return locate.locate(
+                self.normalised, model, self.outputs_of, self.feed(inputs), self.atol, self.rtol, self.optimize
+            )
 
     def probes(self):
         """The probe inputs, made once: [(batch or None, [arrays])]."""
@@ -376,7 +381,7 @@ class ConversionJob:
         """onnxruntime's outputs on the original model for each probe's inputs."""
         if self._session is None:
             try:
-                self._session = parity.onnxruntime_session(self.abspath)
+                self._session = parity.onnxruntime_session(self.abspath, self.optimize)
             except Exception as e:
                 raise UserError(f"{self.path}: onnxruntime cannot run the model: {first_line(e)}") from e
         try:

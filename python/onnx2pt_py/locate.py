@@ -47,7 +47,7 @@ def torch_intermediates(torch_model, outputs_of, inputs):
     return values
 
 
-def onnxruntime_intermediates(model, feed, names):
+def onnxruntime_intermediates(model, feed, names, optimize=True):
     """ONNX value name -> array for the named values onnxruntime can expose
     (those whose type shape inference knows)."""
     import onnx
@@ -61,17 +61,18 @@ def onnxruntime_intermediates(model, feed, names):
     for name in wanted:
         if name not in present:
             exposed.graph.output.append(typed[name])
-    session = parity.onnxruntime_session(exposed)
+    session = parity.onnxruntime_session(exposed, optimize)
     out_names = [o.name for o in session.get_outputs()]
     return dict(zip(out_names, session.run(None, feed)))
 
 
-def locate(model, torch_model, outputs_of, feed, atol, rtol):
+def locate(model, torch_model, outputs_of, feed, atol, rtol, optimize=True):
     """The first node, in graph order, whose output differs beyond tolerance:
     {"node", "op", "output", "max_abs_diff", "max_rel_diff", "compared"};
-    None when every node that could be compared agrees."""
+    None when every node that could be compared agrees. optimize: as
+    parity.onnxruntime_session's."""
     ours = torch_intermediates(torch_model, outputs_of, list(feed.values()))
-    theirs = onnxruntime_intermediates(model, feed, list(ours))
+    theirs = onnxruntime_intermediates(model, feed, list(ours), optimize)
     compared = 0
     for index, node in enumerate(model.graph.node):
         for name in node.output:

@@ -159,7 +159,29 @@ def describe(model, path, external=()):
         "op_histogram": dict(sorted(collections.Counter(n.op_type for n in model.graph.node).items())),
         "nodes": len(model.graph.node),
         "precision": float_precision(model),
+        "quantized": quantized(model),
     }
+
+
+# Ops of quantized graphs: onnxruntime's optimised kernels for them round
+# differently from the specification.
+QUANTIZED_OPS = {
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "DynamicQuantizeLinear",
+    "MatMulInteger",
+    "ConvInteger",
+    "QGemm",
+    "QAttention",
+    "DynamicQuantizeMatMul",
+    "MatMulIntegerToFloat",
+}
+
+
+def quantized(model):
+    """Whether the main graph holds quantized ops (QDQ pairs, QOperator ops,
+    dynamic quantization)."""
+    return any(n.op_type in QUANTIZED_OPS or n.op_type.startswith("QLinear") for n in model.graph.node)
 
 
 # Floating types from the coarsest: a graph computes at the coarsest it holds.

@@ -7,12 +7,17 @@ import numpy as np
 from .errors import UserError
 
 
-def onnxruntime_session(model):
-    """An onnxruntime CPU session for a model file path or a ModelProto."""
+def onnxruntime_session(model, optimize=True):
+    """An onnxruntime CPU session for a model file path or a ModelProto.
+    optimize=False: no graph optimisations, for quantized models, whose
+    QDQ patterns onnxruntime otherwise fuses into integer kernels that
+    round differently from the specification by several quantization steps."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     # A worker that shares the machine with others is given its share of the
     # cores this way (torch reads the same variable).
     threads = os.environ.get("OMP_NUM_THREADS", "")

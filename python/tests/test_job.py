@@ -42,7 +42,9 @@ def test_resnet8_end_to_end(tmp_path):
         "weight_buffers": 650,  # Dense kernel 64x10 + bias 10 kept as buffers
         "normalization_statistics": 480,
         "total": 78186,
+        "float32_nodes": [],  # a float32 model
     }
+    assert info["precision"] == "float32" and not info["quantized"]
     probes = j.probe()
     # One probe per batch size, and the edge probe at the largest.
     assert [p["output_shapes"] for p in probes] == [[[1, 10]], [[3, 10]], [[3, 10]]]
