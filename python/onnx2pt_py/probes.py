@@ -86,6 +86,9 @@ def make_inputs(specs, batch, dims, seed, int_bounds=None, kind="normal", positi
             else:
                 x = rng.standard_normal(shape)
             x = x.astype(dtype)
+        elif dtype.kind in "iu" and is_mask(spec["name"], shape):
+            inputs.append(padding_mask(shape, rng).astype(dtype))
+            continue  # no edge values: a row of zeros masks every position
         elif dtype.kind in "iu":
             x = rng.integers(0, bound, size=shape).astype(dtype)
         elif dtype.kind == "b":
@@ -96,6 +99,22 @@ def make_inputs(specs, batch, dims, seed, int_bounds=None, kind="normal", positi
             x = edge_values(x, rng, bound, domain or kind != "normal")
         inputs.append(x)
     return inputs
+
+
+def is_mask(name, shape):
+    """An integer input named as an attention mask is (Hugging Face's
+    attention_mask, optimum's, onnxruntime's mask_index of 2-D masks)."""
+    return "mask" in name.lower() and len(shape) >= 2
+
+
+def padding_mask(shape, rng):
+    """1 then 0 along the last axis (right padding), at least one 1 a row:
+    what a tokenizer gives a batch of texts of different lengths. Random
+    integers would be no mask (attention kernels read a mask's row sums as
+    sequence lengths)."""
+    length = shape[-1]
+    kept = rng.integers(1, length + 1, size=shape[:-1]) if length else np.zeros(shape[:-1], np.int64)
+    return (np.arange(length) < kept[..., None]).astype(np.int64)
 
 
 def edge_values(x, rng, bound, domain):
@@ -177,6 +196,9 @@ def _integer_power(node, constants):
 
 # Ops whose input at the given position indexes the given axis of input 0.
 _INDEXING = {"Gather": 1, "GatherElements": 1, "GatherND": 1}
+# onnxruntime's EmbedLayerNormalization: index input -> the input holding the
+# table it indexes (word, position and segment embeddings).
+_EMBEDDING_TABLES = {0: 2, 1: 4, 8: 3}
 
 
 def int_bounds(model):
@@ -196,19 +218,29 @@ def int_bounds(model):
         if v.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in dims):
             shapes.setdefault(v.name, [d.dim_value for d in dims])
     inputs = {i.name for i in graph.input} - {i.name for i in graph.initializer}
+    # Through Casts too: onnxruntime's optimizer casts token ids to int32.
+    origin = {name: name for name in inputs}
+    for node in graph.node:
+        if node.op_type == "Cast" and node.input and node.input[0] in origin:
+            origin[node.output[0]] = origin[node.input[0]]
     bounds = {}
     for node in graph.node:
-        position = _INDEXING.get(node.op_type)
-        if position is None or len(node.input) <= position or node.input[position] not in inputs:
+        if node.op_type == "EmbedLayerNormalization" and node.domain == "com.microsoft":
+            pairs = [(index, table, 0) for index, table in _EMBEDDING_TABLES.items()]
+        elif node.op_type in _INDEXING:
+            pairs = [(_INDEXING[node.op_type], 0, next((a.i for a in node.attribute if a.name == "axis"), 0))]
+        else:
             continue
-        data = shapes.get(node.input[0])
-        if not data:
-            continue
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-        size = data[0] if node.op_type == "GatherND" else data[axis % len(data)]
-        if size > 0:
-            name = node.input[position]
-            bounds[name] = min(bounds.get(name, size), size)
+        for position, table, axis in pairs:
+            if len(node.input) <= max(position, table) or node.input[position] not in origin:
+                continue
+            data = shapes.get(node.input[table])
+            if not data:
+                continue
+            size = data[0] if node.op_type == "GatherND" else data[axis % len(data)]
+            if size > 0:
+                name = origin[node.input[position]]
+                bounds[name] = min(bounds.get(name, size), size)
     return bounds
 
 

@@ -51,6 +51,50 @@ def test_integer_inputs_stay_inside_the_table_they_index():
     assert ids.min() >= 0 and ids.max() == 6  # 250 draws reach the last row
 
 
+def test_ids_through_a_cast_and_into_embed_layer_normalization_stay_inside_their_tables():
+    # onnxruntime's transformer optimizer: ids cast to int32, then one fused
+    # node reading word (input 2), position (4) and segment (3) tables.
+    tables = {"word": (11, 4), "segment": (2, 4), "position": (16, 4)}
+    inits = [numpy_helper.from_array(np.ones(shape, np.float32), name) for name, shape in tables.items()]
+    inits += [numpy_helper.from_array(np.ones(4, np.float32), n) for n in ("gamma", "beta")]
+    nodes = [
+        helper.make_node("Cast", ["ids"], ["ids32"], to=TensorProto.INT32),
+        helper.make_node("Cast", ["types"], ["types32"], to=TensorProto.INT32),
+        helper.make_node(
+            "EmbedLayerNormalization",
+            ["ids32", "types32", "word", "position", "segment", "gamma", "beta"],
+            ["y", "mask_index"],
+            domain="com.microsoft",
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "embed",
+        [helper.make_tensor_value_info(n, TensorProto.INT64, ["n", 5]) for n in ("ids", "types")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+    )
+    assert probes.int_bounds(model) == {"ids": 11, "types": 2}
+
+
+def test_attention_masks_are_padding_masks():
+    specs = [
+        {"name": "attention_mask", "dtype": "int64", "shape": ["batch", 12]},
+        {"name": "ids", "dtype": "int64", "shape": ["batch", 12]},
+    ]
+    for edge in (False, True):
+        mask, ids = probes.make_inputs(specs, batch=40, dims={}, seed=3, edge=edge)
+        assert set(np.unique(mask)) == {0, 1}
+        # ones, then zeros: each row's sum is where its padding starts
+        lengths = mask.sum(axis=1)
+        assert lengths.min() >= 1 and lengths.max() == 12 and len(set(lengths)) > 5
+        np.testing.assert_array_equal(mask, np.arange(12) < lengths[:, None])
+        assert ids.max() > 1  # other integer inputs are drawn as before
+
+
 def test_arrays_load_from_npz_or_a_folder_of_npy(tmp_path):
     a, b = np.arange(3, dtype=np.float32), np.ones((2, 2), np.int64)
     np.savez(tmp_path / "data.npz", **{"x:0": a, "y": b})

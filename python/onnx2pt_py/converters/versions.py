@@ -40,6 +40,7 @@ from . import (  # noqa: F401  (their converters first: an explicit converter is
     attention,
     cast,
     contrib,
+    contrib_attention,
     control,
     conv,
     cumulative,

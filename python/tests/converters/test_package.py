@@ -103,6 +103,7 @@ def test_every_family_registers():
         "attention",
         "cast",
         "contrib",
+        "contrib_attention",
         "control",
         "cumulative",
         "elementwise",
