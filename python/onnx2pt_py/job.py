@@ -87,7 +87,7 @@ class ConversionJob:
         self.onnx_model, locations = model_info.load_model(self.path)
         external = model_info.external_files(self.path, locations)
         self.info = model_info.describe(self.onnx_model, self.path, external)
-        self.atol, self.rtol = parity.tolerances(self.atol, self.rtol, self.info["precision"])
+        self.atol, self.rtol = parity.tolerances(self.atol, self.rtol, self.info["precision"], self.info["quantized"])
         # A quantized model is checked at the specification's semantics.
         self.optimize = not self.info["quantized"]
         return self.info

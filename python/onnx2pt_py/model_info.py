@@ -175,13 +175,22 @@ QUANTIZED_OPS = {
     "QAttention",
     "DynamicQuantizeMatMul",
     "MatMulIntegerToFloat",
+    "QEmbedLayerNormalization",
 }
 
 
 def quantized(model):
-    """Whether the main graph holds quantized ops (QDQ pairs, QOperator ops,
-    dynamic quantization)."""
-    return any(n.op_type in QUANTIZED_OPS or n.op_type.startswith("QLinear") for n in model.graph.node)
+    """Whether the graph (its subgraphs and functions too) holds quantized
+    ops: QDQ pairs, QOperator ops, dynamic quantization."""
+    graphs = [model.graph] + [f for f in model.functions]
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.node:
+            if node.op_type in QUANTIZED_OPS or node.op_type.startswith(("QLinear", "DynamicQuantize")):
+                return True
+            for attribute in node.attribute:
+                graphs += [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+    return False
 
 
 # Floating types from the coarsest: a graph computes at the coarsest it holds.

@@ -52,6 +52,8 @@ def test_tolerances_follow_the_machine_epsilon():
     assert parity.tolerances(1e-5, 1e-4, "bfloat16") == (1e-5, parity.HALF_ULPS * 2.0**-7)
     # looser tolerances asked for are kept
     assert parity.tolerances(1e-3, 0.5, "float16") == (1e-3, 0.5)
+    # quantized models: a few steps of an 8-bit quantization
+    assert parity.tolerances(1e-5, 1e-4, "float32", quantized=True) == (1e-5, parity.QUANTIZED_STEPS / 256)
 
 
 def _det_model():

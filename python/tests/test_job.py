@@ -254,3 +254,27 @@ def test_outputs_of_one_multi_output_node_come_back_as_the_graph_declares(tmp_pa
     assert [p["output_shapes"] for p in j.probe()] == [[[1, 2], [1, 5], [1, 2]]] + [[[3, 2], [3, 5], [3, 2]]] * 2
     saved = j.save(str(tmp_path / "m.pt"), None, {})
     assert j.verify(str(tmp_path / "m.pt"), saved["sha256"])["passed"]
+
+
+def test_quantized_graphs_are_recognised_also_inside_subgraphs():
+    def model(nodes):
+        graph = helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        )
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    qdq = [
+        helper.make_node("QuantizeLinear", ["x", "s"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "s"], ["y"]),
+    ]
+    assert model_info.quantized(model(qdq))
+    assert model_info.quantized(
+        model([helper.make_node("QLinearAdd", list("abcdefgh"), ["y"], domain="com.microsoft")])
+    )
+    assert not model_info.quantized(model([helper.make_node("Relu", ["x"], ["y"])]))
+    body = helper.make_graph(qdq, "body", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    branch = helper.make_node("If", ["c"], ["y"], then_branch=body, else_branch=body)
+    assert model_info.quantized(model([branch]))

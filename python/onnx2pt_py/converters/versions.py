@@ -45,6 +45,7 @@ from . import (  # noqa: F401  (their converters first: an explicit converter is
     conv,
     cumulative,
     elementwise,
+    image,
     loss,
     normalization,
     pooling,
@@ -58,6 +59,8 @@ from . import (  # noqa: F401  (their converters first: an explicit converter is
     sorting,
     state,
     tensor,
+    text,
+    training,
     unsigned,
 )
 from ._common import ALIASED, register

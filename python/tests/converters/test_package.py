@@ -107,6 +107,7 @@ def test_every_family_registers():
         "control",
         "cumulative",
         "elementwise",
+        "image",
         "loss",
         "normalization",
         "pooling",
@@ -119,6 +120,8 @@ def test_every_family_registers():
         "signal",
         "state",
         "tensor",
+        "text",
+        "training",
         "unsigned",
     } <= families
 
