@@ -102,25 +102,34 @@ def convert_skip_normalization(node, graph):
 
 
 class OnnxFusedMatMul(Module):
-    """alpha * op(A) @ op(B), op transposing the last two axes where asked."""
+    """alpha * op(A) @ op(B). op: with transBatch, the first axis moved to
+    the rows' place (A [M, B..., K] read as [B..., M, K]: a Transpose
+    onnxruntime fused in), then with trans the last two axes swapped."""
 
-    def __init__(self, alpha, trans_a, trans_b):
+    def __init__(self, alpha, trans_a, trans_b, trans_batch_a=False, trans_batch_b=False):
         super().__init__()
         self.alpha, self.trans_a, self.trans_b = alpha, trans_a, trans_b
+        self.trans_batch_a, self.trans_batch_b = trans_batch_a, trans_batch_b
+
+    @staticmethod
+    def _op(x, trans_batch, trans):
+        if trans_batch and x.dim() > 2:
+            x = x.permute(*range(1, x.dim() - 1), 0, x.dim() - 1)
+        return x.transpose(-1, -2) if trans else x
 
     def forward(self, a, b):
-        if self.trans_a:
-            a = a.transpose(-1, -2)
-        if self.trans_b:
-            b = b.transpose(-1, -2)
-        y = torch.matmul(a, b)
+        y = torch.matmul(self._op(a, self.trans_batch_a, self.trans_a), self._op(b, self.trans_batch_b, self.trans_b))
         return y if self.alpha == 1.0 else y * self.alpha
 
 
 @register("FusedMatMul", [1], domain=MICROSOFT)
 def convert_fused_matmul(node, graph):
     a = node.attributes
-    if a.get("transBatchA", 0) or a.get("transBatchB", 0):
-        raise NotImplementedError("FusedMatMul with transBatchA or transBatchB")
-    module = OnnxFusedMatMul(float(a.get("alpha", 1.0)), bool(a.get("transA", 0)), bool(a.get("transB", 0)))
+    module = OnnxFusedMatMul(
+        float(a.get("alpha", 1.0)),
+        bool(a.get("transA", 0)),
+        bool(a.get("transB", 0)),
+        bool(a.get("transBatchA", 0)),
+        bool(a.get("transBatchB", 0)),
+    )
     return result_skipping_absent(module, node)

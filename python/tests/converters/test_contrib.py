@@ -84,6 +84,22 @@ def test_fused_matmul(attrs):
     check_ms(helper.make_node("FusedMatMul", ["a", "b"], ["y"], domain="com.microsoft", **attrs), {"a": a, "b": b})
 
 
+@pytest.mark.parametrize("trans_a, trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
+@pytest.mark.parametrize("batch_a, batch_b", [(1, 0), (0, 1), (1, 1)])
+@pytest.mark.parametrize("batch", [(2,), (2, 3)])
+def test_fused_matmul_trans_batch(trans_a, trans_b, batch_a, batch_b, batch):
+    # transBatch: a Transpose moving the first axis to the rows' place, fused
+    # in by onnxruntime's optimizer ([M, B..., K] read as [B..., M, K]).
+    def layout(rows, cols, trans, trans_batch):
+        shape = list(batch) + ([cols, rows] if trans else [rows, cols])
+        return [shape[-2]] + shape[:-2] + [shape[-1]] if trans_batch else shape
+
+    a = random(layout(4, 5, trans_a, batch_a))
+    b = random(layout(5, 6, trans_b, batch_b), seed=1)
+    attrs = {"transA": trans_a, "transB": trans_b, "transBatchA": batch_a, "transBatchB": batch_b, "alpha": 0.5}
+    check_ms(helper.make_node("FusedMatMul", ["a", "b"], ["y"], domain="com.microsoft", **attrs), {"a": a, "b": b})
+
+
 def test_onnxruntimes_own_onnx_domain_normalizations(tmp_path):
     # onnxruntime's transformer optimizer writes LayerNormalization into
     # opset-14 models (ONNX has it from 17) and SimplifiedLayerNormalization
