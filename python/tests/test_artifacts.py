@@ -76,13 +76,47 @@ def test_torch_export_fails_on_onnx2torch_reshape_without_the_rewrite(tmp_path):
     torch.export.export(j.torch_model, example, dynamic_shapes=shapes, strict=False)
 
 
+def batch_range_model(path):
+    """y = x + [0, 1, ..., n-1] as a column, for x (n, 4): the Range's limit
+    is read from x's shape as a number, which a trace records as the
+    example's batch size."""
+    inits = [numpy_helper.from_array(np.array(v, np.int64), name) for name, v in (("zero", 0), ("one", 1))]
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["n"]),
+        helper.make_node("Range", ["zero", "n", "one"], ["r"]),
+        helper.make_node("Cast", ["r"], ["rf"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["rf", "one"], ["column"]),
+        helper.make_node("Add", ["x", "column"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "batch_range",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
 def test_a_trace_bound_to_its_batch_is_caught(tmp_path):
-    j = converted(reshape_model(tmp_path / "m.onnx", computed=True))
+    j = converted(batch_range_model(tmp_path / "m.onnx"))
     result = j.export("torchscript", str(tmp_path / "m.ts"), {})
-    # Traced at batch 4, the computed shape became the constant 4: batch 7
-    # cannot be reshaped to (4, 2, 2).
+    # Traced at batch 4, the range became the constant [0, 1, 2, 3]: it does
+    # not broadcast against batch 7.
     assert result["error"].startswith("running it with torch alone: RuntimeError"), result
     assert result["verification"] is None
+
+
+def test_a_trace_of_a_shape_computed_from_the_input_stays_dynamic(tmp_path):
+    # Shape -> Slice -> Concat -> Reshape: the trace keeps the batch symbolic.
+    j = converted(reshape_model(tmp_path / "m.onnx", computed=True))
+    result = j.export("torchscript", str(tmp_path / "m.ts"), {})
+    assert result["error"] is None and result["verification"]["passed"], result
+    assert len(result["batches"]) >= 3  # the probes' batch sizes and one unseen
 
 
 def test_an_export_that_fails_names_the_node(tmp_path):

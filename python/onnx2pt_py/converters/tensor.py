@@ -524,9 +524,12 @@ class OnnxShape(Module):
         self.start, self.end = start, end
 
     def forward(self, x):
-        # _shape_as_tensor: a TorchScript trace keeps the shape symbolic
-        # (torch.tensor(x.shape) would freeze the traced sizes).
-        return torch._shape_as_tensor(x)[self.start : self.end].to(x.device)
+        if torch.jit.is_tracing():
+            # A TorchScript trace keeps this symbolic; torch.tensor(x.shape)
+            # would freeze the traced sizes (torch.export, though, needs
+            # the latter).
+            return torch._shape_as_tensor(x)[self.start : self.end].to(x.device)
+        return torch.tensor(x.shape[self.start : self.end], dtype=torch.int64, device=x.device)
 
 
 @replace("Shape", [1, 13, 15])
