@@ -23,6 +23,8 @@ type familyModel struct {
 	Expect  string `json:"expect"`
 	FailsOn string `json:"fails_on"`
 	Node    string `json:"node"`
+	// Verify holds the probe settings a model needs (verify.dims, ...).
+	Verify map[string]any `json:"verify"`
 }
 
 type nodeFailure struct {
@@ -68,7 +70,7 @@ type familyReport struct {
 
 func TestFamilies(t *testing.T) {
 	if testing.Short() {
-		t.Skip("generates and converts two dozen models (minutes)")
+		t.Skip("generates and converts the whole family suite (minutes)")
 	}
 	dir := t.TempDir()
 	started := time.Now()
@@ -108,7 +110,12 @@ func TestFamilies(t *testing.T) {
 
 	cfg := "verify: {atol: 1.0e-4, rtol: 1.0e-3, batch_sizes: [1, 3]}\nmodels:\n"
 	for _, m := range models {
-		cfg += fmt.Sprintf("  - {input: %s, output: out/%s.pt}\n", m.Path, m.Name)
+		line := fmt.Sprintf("  - {input: %s, output: out/%s.pt", m.Path, m.Name)
+		if len(m.Verify) > 0 {
+			settings, _ := json.Marshal(m.Verify) // JSON is YAML
+			line += ", verify: " + string(settings)
+		}
+		cfg += line + "}\n"
 	}
 	if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
 		t.Fatal(err)

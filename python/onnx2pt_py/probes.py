@@ -22,9 +22,29 @@ def concrete_shape(spec, batch, dims):
             shape.append(d)
         elif isinstance(d, str) and d in dims:
             shape.append(int(dims[d]))
+        elif isinstance(d, str) and _sum_terms(d):
+            shape.append(sum(k * (int(dims[n]) if n in dims else batch) if n else k for k, n in _sum_terms(d)))
         else:  # symbolic or unknown: treat as a batch-like dimension
             shape.append(batch)
     return shape
+
+
+def _sum_terms(name):
+    """A dimension named as a sum ("past_sequence + sequence", which a KV
+    cache's attention mask has; "s0 + 1", "2*s1"), as [(factor, name or
+    "")]; None for a plain name."""
+    if "+" not in name and "*" not in name:
+        return None
+    terms = []
+    for term in name.split("+"):
+        factor, _, rest = term.strip().rpartition("*") if "*" in term else ("1", "", term.strip())
+        factor, rest = factor.strip(), rest.strip()
+        if rest.isdigit():
+            factor, rest = str(int(factor) * int(rest)) if factor.isdigit() else None, ""
+        if not factor or not factor.isdigit() or not (rest == "" or rest.isidentifier()):
+            return None
+        terms.append((int(factor), rest))
+    return terms
 
 
 # Sizes tried, in order, for named dimensions other than the batch when a
@@ -40,7 +60,7 @@ def free_dims(specs, dims):
     names = []
     for spec in specs:
         for d in (spec["shape"] or [])[1:]:
-            if isinstance(d, str) and d not in dims and d not in leading and d not in names:
+            if isinstance(d, str) and d not in dims and d not in leading and d not in names and not _sum_terms(d):
                 names.append(d)
     return names
 

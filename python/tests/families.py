@@ -17,6 +17,10 @@ entry per model:
     fails_on   the op type that cannot be converted ("fails" only), and
     node       the name of that node
     family, exporter, opset, inputs   what the model is and how it was made
+    verify     settings the probes need beyond the batch sizes (ConversionJob's
+               dims, int_bounds; verify.dims in a config): sizes for
+               dimensions that must agree, as a past and a new sequence
+               with their sum
 """
 
 import argparse
@@ -24,6 +28,7 @@ import functools
 import json
 import os
 import sys
+import tempfile
 import time
 import warnings
 
@@ -41,8 +46,12 @@ CALIBRATION_BATCH = 8
 
 TORCHVISION = ("squeezenet1_0", "shufflenet_v2_x0_5", "mobilenet_v3_small", "resnet18")
 TRANSFORMERS = ("mha_block", "qkv_block", "token_embedding")
-# Two-layer bidirectional recurrent taggers: an LSTM run time-major, a GRU batch-first.
-RECURRENT = ("lstm_tagger", "gru_tagger")
+# Two-layer bidirectional recurrent taggers, each cell run time-major and
+# batch-first.
+RECURRENT = ("lstm_tagger", "gru_tagger", "lstm_batch_first", "gru_time_major")
+# Hugging Face transformers from tiny configs, each through both exporters.
+HUGGINGFACE = ("bert", "gpt2_past", "llama", "llama_past", "vit", "bart_encoder", "bart_decoder")
+HF_WIDTH, HF_LAYERS, HF_HEADS, HF_VOCAB, HF_SEQ = 32, 2, 4, 200, 8
 # The legacy TorchScript exporter at two opsets, and the exporter torch uses
 # by default (torch.export + onnxscript) at its default opset. The legacy
 # exporter needs opset 14 for nn.MultiheadAttention (scaled_dot_product_attention);
@@ -56,14 +65,29 @@ class Spec:
     returns (module, export example, calibration batch, output name, last
     layer)."""
 
-    def __init__(self, name, family, exporter, make, expect="converts", fails_on=None, node=None, torch_factory=None):
+    def __init__(
+        self,
+        name,
+        family,
+        exporter,
+        make,
+        expect="converts",
+        fails_on=None,
+        node=None,
+        torch_factory=None,
+        axes=None,
+        verify=None,
+    ):
         self.name, self.family, self.exporter, self.make = name, family, exporter, make
         self.expect, self.fails_on, self.node = expect, fails_on, node
         self.torch_factory = torch_factory
+        self.axes = axes  # dynamic axes beyond the batch: (input's, output's)
+        self.verify = verify or {}
 
 
-def torch_spec(name, family, exporter, factory, *args, **kwargs):
-    return Spec(name, family, exporter, _export_torch, torch_factory=functools.partial(factory, *args, **kwargs))
+def torch_spec(name, family, exporter, factory, *args, axes=None, verify=None, **kwargs):
+    factory = functools.partial(factory, *args, **kwargs)
+    return Spec(name, family, exporter, _export_torch, torch_factory=factory, axes=axes, verify=verify)
 
 
 def specs():
@@ -110,12 +134,69 @@ def specs():
             torch_factory=functools.partial(_transformer, "token_embedding"),
         )
     )
+    out += huggingface_specs() + quantized_specs() + state_and_control_specs()
     out.append(Spec("keras_nhwc", "keras", "helper", _keras_nhwc))
     out.append(Spec("paddle_constants", "paddle", "helper", _paddle_constants))
     out.append(
         Spec("custom_op", "custom", "helper", _custom_op, expect="fails", fails_on="Frobnicate", node="blocks.0.frob")
     )
     return out + edge_specs()
+
+
+def huggingface_specs():
+    """transformers models at tiny sizes through both exporters; then the
+    BERT encoder as onnxruntime's tools leave it: weights quantized to int8
+    (quantize_dynamic), and fused into com.microsoft ops by the transformer
+    optimizer, in float32 and in float16."""
+    out = []
+    for kind in HUGGINGFACE:
+        for exporter in ("legacy17", "dynamo"):
+            make = functools.partial(_export_huggingface, kind)
+            out.append(Spec(f"{kind}_{exporter}", "huggingface", exporter, make))
+    out.append(Spec("bert_dynamic_int8", "huggingface", "ort-quantization", _bert_quantized))
+    for half in (False, True):
+        name = "bert_ort_optimized" + ("_float16" if half else "")
+        make = functools.partial(_bert_optimized, half=half)
+        out.append(Spec(name, "huggingface", "ort-optimizer", make))
+    return out
+
+
+def quantized_specs():
+    """A small CNN quantized statically by onnxruntime (calibrated on random
+    images): in QDQ form (QuantizeLinear/DequantizeLinear around float ops)
+    and in QOperator form (QLinearConv and the like)."""
+    return [
+        Spec(f"cnn_static_{fmt}", "quantized", "ort-quantization", functools.partial(_static_quantized, fmt))
+        for fmt in ("qdq", "qoperator")
+    ]
+
+
+def state_and_control_specs():
+    """Recurrent layers given their initial states as inputs; If and Loop
+    from scripted control flow; a CNN whose height and width are dynamic."""
+    out = []
+    for kind in ("lstm", "gru"):
+        for exporter in ("legacy17", "dynamo"):
+            name = f"{kind}_initial_state_{exporter}"
+            out.append(Spec(name, "recurrent", exporter, functools.partial(_recurrent_state, kind)))
+    for kind in ("if", "loop"):
+        # The sequence a loop runs over is dynamic: its trip count.
+        axes = ({1: "sequence"}, {}) if kind == "loop" else None
+        out.append(torch_spec(f"{kind}_scripted_legacy17", "control-flow", "legacy17", _scripted, kind, axes=axes))
+    for exporter in ("legacy17", "dynamo"):
+        # Probed at a size other than the export's, neither square nor a
+        # multiple of the network's stride.
+        out.append(
+            torch_spec(
+                f"segmenter_dynamic_hw_{exporter}",
+                "dynamic-shape",
+                exporter,
+                _segmenter,
+                axes=({2: "height", 3: "width"},) * 2,
+                verify={"dims": {"height": 40, "width": 26}},
+            )
+        )
+    return out
 
 
 def edge_specs():
@@ -186,6 +267,7 @@ def build(out_dir, only=None, realistic=False):
                 "node": spec.node,
                 "family": spec.family,
                 "exporter": spec.exporter,
+                "verify": spec.verify,
                 **info,
                 "build_seconds": round(time.perf_counter() - start, 2),
             }
@@ -329,15 +411,15 @@ def _torch_half(path, spec, realistic):
 
 def _recurrent(kind, width=16, hidden=32, tags=5):
     """A sequence tagger: features [batch, time, width] through a two-layer
-    bidirectional LSTM (run time-major: the input transposed) or GRU (batch
-    first), then a tag per step."""
+    bidirectional LSTM or GRU, run time-major (the input transposed) or
+    batch-first, then a tag per step."""
     from torch import nn
 
     class Tagger(nn.Module):
         def __init__(self):
             super().__init__()
-            batch_first = kind == "gru_tagger"
-            cls = nn.GRU if batch_first else nn.LSTM
+            batch_first = kind in ("gru_tagger", "lstm_batch_first")
+            cls = nn.GRU if kind.startswith("gru") else nn.LSTM
             self.rnn = cls(width, hidden, num_layers=2, bidirectional=True, batch_first=batch_first)
             self.head = nn.Linear(2 * hidden, tags)
 
@@ -352,7 +434,7 @@ def _recurrent(kind, width=16, hidden=32, tags=5):
 
 def _export_torch(path, spec, realistic):
     model, example, output = torch_module(spec, realistic)
-    export(model, example, path, spec.exporter, output)
+    export(model, example, path, spec.exporter, output, spec.axes)
     return describe(path)
 
 
@@ -440,37 +522,89 @@ def make_realistic(model, head, calibration):
             head.bias.mul_(scale)
 
 
-def export(model, example, path, exporter, output):
+def export(model, example, path, exporter, output, axes=None):
+    """Export a module of one input and one output, the batch dynamic and
+    also the axes given as (input's, output's) {axis: name}."""
     import torch
 
     input_name = "ids" if example.dtype == torch.int64 else "input"
+    extra_in, extra_out = axes or ({}, {})
+    dynamic = {input_name: {0: "batch", **extra_in}, output: {0: "batch", **extra_out}}
+    export_named(model, [example], path, exporter, [input_name], [output], dynamic)
+
+
+def export_named(model, inputs, path, exporter, input_names, output_names, axes):
+    """torch.onnx.export by either exporter, with named inputs and outputs
+    and axes {tensor name: {axis: dimension name}} dynamic: the legacy
+    exporter's dynamic_axes, or torch.export dimensions of those names (one
+    named for a sum of others, such as an attention mask over a past and a
+    new sequence, left for torch.export to derive, then named as given)."""
+    import torch
+
     # Not under no_grad: there nn.MultiheadAttention takes its fused fast
     # path, which the legacy exporter cannot export.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
-            batch = torch.export.Dim("batch")
+            dims = {}
+
+            def dim(name):
+                if "+" in name:
+                    return torch.export.Dim.AUTO
+                return dims.setdefault(name, torch.export.Dim(name))
+
+            shapes = [{a: dim(n) for a, n in axes.get(name, {}).items()} for name in input_names]
             torch.onnx.export(
                 model,
-                (example,),
+                tuple(inputs),
                 path,
                 dynamo=True,
-                input_names=[input_name],
-                output_names=[output],
-                dynamic_shapes=({0: batch},),
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_shapes=_by_parameter(model, shapes),
                 verbose=False,
             )
+            _name_dims(path, axes)
         else:
             torch.onnx.export(
                 model,
-                (example,),
+                tuple(inputs),
                 path,
                 dynamo=False,
                 opset_version=int(exporter.removeprefix("legacy")),
-                input_names=[input_name],
-                output_names=[output],
-                dynamic_axes={input_name: {0: "batch"}, output: {0: "batch"}},
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=axes,
             )
+
+
+def _by_parameter(model, shapes):
+    """Per-input dynamic shapes grouped as forward's parameters take the
+    inputs: those of a *args parameter as one tuple."""
+    import inspect
+
+    grouped, rest = [], list(shapes)
+    for p in inspect.signature(model.forward).parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            grouped.append(tuple(rest))
+            rest = []
+        elif rest:
+            grouped.append(rest.pop(0))
+    return tuple(grouped)
+
+
+def _name_dims(path, axes):
+    """The graph inputs' and outputs' dynamic dimensions renamed as axes
+    names them (torch.export names derived ones s0, s1, ...)."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        for axis, name in axes.get(value.name, {}).items():
+            if dims[axis].dim_param:
+                dims[axis].dim_param = name
+    onnx.save(model, path)
 
 
 def describe(path):
@@ -486,6 +620,403 @@ def describe(path):
             {"name": value.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": shape}
         )
     return {"opset": opset, "inputs": inputs, "nodes": len(model.graph.node)}
+
+
+# -- Hugging Face transformers ------------------------------------------------
+
+
+def _huggingface(kind, attention=None):
+    """A transformers model from a tiny config (random weights) behind a
+    forward of plain tensors: (module, example inputs, input names, output
+    names, dynamic axes by tensor name). Caches come in and go out as one
+    key and one value tensor per layer, named as optimum names them.
+    attention: BERT's attention implementation (transformers' default
+    otherwise)."""
+    import torch
+    import transformers
+    from torch import nn
+
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    batch, seq, past = EXPORT_BATCH, HF_SEQ, HF_SEQ - 2
+    ids = torch.randint(0, HF_VOCAB, (batch, seq), generator=gen)
+    tokens = {0: "batch", 1: "sequence"}
+
+    def cache_names(prefix):
+        return [f"{prefix}.{i}.{kv}" for i in range(HF_LAYERS) for kv in ("key", "value")]
+
+    class Decoder(nn.Module):
+        """A causal language model's step: the new tokens, the attention
+        mask over past and new ones and the past keys and values in; the
+        logits and the keys and values of both out."""
+
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids, attention_mask, *past):
+            cache = transformers.DynamicCache([(past[i], past[i + 1]) for i in range(0, len(past), 2)])
+            logits, present = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                past_key_values=cache,
+                use_cache=True,
+                return_dict=False,
+            )[:2]
+            return (logits, *[t for layer in present.layers for t in (layer.keys, layer.values)])
+
+    def decoder_step(model, kv_heads, head_dim):
+        # New and past lengths differ: torch.export could take equal example
+        # sizes for one dimension.
+        step_ids = ids[:, :3]
+        mask = torch.ones(batch, past + step_ids.shape[1], dtype=torch.int64)
+        caches = [torch.randn(batch, kv_heads, past, head_dim, generator=gen) for _ in cache_names("past")]
+        both, cache_axes = "past_sequence + sequence", {0: "batch", 2: "past_sequence"}
+        axes = {"input_ids": tokens, "attention_mask": {0: "batch", 1: both}, "logits": tokens}
+        axes.update({n: cache_axes for n in cache_names("past_key_values")})
+        axes.update({n: {0: "batch", 2: both} for n in cache_names("present")})
+        return (
+            Decoder(model),
+            [step_ids, mask, *caches],
+            ["input_ids", "attention_mask", *cache_names("past_key_values")],
+            ["logits", *cache_names("present")],
+            axes,
+        )
+
+    mask = torch.ones(batch, seq, dtype=torch.int64)
+    mask[0, -2:] = 0  # the first sequence padded
+    if kind == "bert":
+        config = transformers.BertConfig(
+            vocab_size=HF_VOCAB,
+            hidden_size=HF_WIDTH,
+            num_hidden_layers=HF_LAYERS,
+            num_attention_heads=HF_HEADS,
+            intermediate_size=4 * HF_WIDTH,
+            max_position_embeddings=64,
+            attn_implementation=attention,
+        )
+
+        class Encoder(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.bert = transformers.BertModel(config)
+
+            def forward(self, input_ids, attention_mask, token_type_ids):
+                return self.bert(input_ids, attention_mask, token_type_ids, return_dict=False)[:2]
+
+        types = torch.zeros_like(ids)
+        types[:, seq // 2 :] = 1
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        axes = {n: tokens for n in names + ["last_hidden_state"]} | {"pooler_output": {0: "batch"}}
+        return Encoder(), [ids, mask, types], names, ["last_hidden_state", "pooler_output"], axes
+    if kind == "gpt2_past":
+        config = transformers.GPT2Config(
+            vocab_size=HF_VOCAB,
+            n_positions=64,
+            n_embd=HF_WIDTH,
+            n_layer=HF_LAYERS,
+            n_head=HF_HEADS,
+            bos_token_id=HF_VOCAB - 1,
+            eos_token_id=HF_VOCAB - 1,
+        )
+        return decoder_step(transformers.GPT2LMHeadModel(config), HF_HEADS, HF_WIDTH // HF_HEADS)
+    if kind.startswith("llama"):
+        # Grouped-query attention: two key/value heads for four query heads.
+        config = transformers.LlamaConfig(
+            vocab_size=HF_VOCAB,
+            hidden_size=HF_WIDTH,
+            intermediate_size=2 * HF_WIDTH,
+            num_hidden_layers=HF_LAYERS,
+            num_attention_heads=HF_HEADS,
+            num_key_value_heads=HF_HEADS // 2,
+            max_position_embeddings=64,
+        )
+        model = transformers.LlamaForCausalLM(config)
+        if kind == "llama_past":
+            return decoder_step(model, HF_HEADS // 2, HF_WIDTH // HF_HEADS)
+
+        class Causal(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, input_ids, attention_mask):
+                return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)[0]
+
+        names = ["input_ids", "attention_mask", "logits"]
+        return Causal(), [ids, mask], names[:2], names[2:], dict.fromkeys(names, tokens)
+    if kind == "vit":
+        config = transformers.ViTConfig(
+            image_size=32,
+            patch_size=8,
+            hidden_size=HF_WIDTH,
+            num_hidden_layers=HF_LAYERS,
+            num_attention_heads=HF_HEADS,
+            intermediate_size=4 * HF_WIDTH,
+            num_labels=10,
+        )
+
+        class Classifier(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.vit = transformers.ViTForImageClassification(config)
+
+            def forward(self, pixel_values):
+                return self.vit(pixel_values, return_dict=False)[0]
+
+        images = torch.randn(batch, 3, 32, 32, generator=gen)
+        return (
+            Classifier(),
+            [images],
+            ["pixel_values"],
+            ["logits"],
+            {"pixel_values": {0: "batch"}, "logits": {0: "batch"}},
+        )
+    # BART split as optimum splits it: the encoder alone, and the decoder
+    # (with the language-model head) taking the encoder's states. (T5's
+    # attention reshapes a transposed tensor that torch.export's
+    # decompositions cannot view with a dynamic sequence.)
+    config = transformers.BartConfig(
+        vocab_size=HF_VOCAB,
+        d_model=HF_WIDTH,
+        encoder_layers=HF_LAYERS,
+        decoder_layers=HF_LAYERS,
+        encoder_attention_heads=HF_HEADS,
+        decoder_attention_heads=HF_HEADS,
+        encoder_ffn_dim=2 * HF_WIDTH,
+        decoder_ffn_dim=2 * HF_WIDTH,
+        max_position_embeddings=64,
+    )
+    bart = transformers.BartForConditionalGeneration(config)
+    encoded = {0: "batch", 1: "encoder_sequence"}
+
+    class BartEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bart = bart
+
+        def forward(self, input_ids, attention_mask):
+            return self.bart.model.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=False)[0]
+
+    class BartDecoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bart = bart
+
+        def forward(self, input_ids, encoder_attention_mask, encoder_hidden_states):
+            return self.bart(
+                encoder_outputs=(encoder_hidden_states,),
+                attention_mask=encoder_attention_mask,
+                decoder_input_ids=input_ids,
+                use_cache=False,
+                return_dict=False,
+            )[0]
+
+    if kind == "bart_encoder":
+        names = ["input_ids", "attention_mask", "last_hidden_state"]
+        return BartEncoder(), [ids, mask], names[:2], names[2:], dict.fromkeys(names, encoded)
+    with torch.no_grad():
+        states = BartEncoder().eval()(ids, mask)
+    names = ["input_ids", "encoder_attention_mask", "encoder_hidden_states"]
+    axes = {"input_ids": tokens, "logits": tokens, names[1]: encoded, names[2]: encoded}
+    return BartDecoder(), [ids[:, :3], mask, states], names, ["logits"], axes
+
+
+def _export_huggingface(kind, path, spec, realistic):
+    model, inputs, input_names, output_names, axes = _huggingface(kind)
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        export_named(model, inputs, path, spec.exporter, input_names, output_names, axes)
+    return describe(path)
+
+
+def _bert_legacy(folder, attention=None):
+    """The BERT encoder through the legacy exporter at opset 17, into folder
+    (a temporary one: the suite's folders hold the models alone)."""
+    model, inputs, input_names, output_names, axes = _huggingface("bert", attention)
+    source = os.path.join(folder, "bert.onnx")
+    export_named(model.eval(), inputs, source, "legacy17", input_names, output_names, axes)
+    return source
+
+
+def _bert_quantized(path, spec, realistic):
+    """BERT's weights quantized to int8 by onnxruntime.quantization's
+    quantize_dynamic: activations quantized at run time (MatMulInteger,
+    DynamicQuantizeLinear, the embeddings' Gather from int8 tables)."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(_bert_legacy(folder), path)
+    return describe(path)
+
+
+def _bert_optimized(path, spec, realistic, half):
+    """BERT through onnxruntime.transformers' optimizer for BERT models:
+    attention, embedding and layer norms fused into com.microsoft ops; half:
+    then in float16 with float32 inputs and outputs (keep_io_types), as its
+    documentation converts it. The optimizer recognises attention as the
+    eager implementation writes it (the default, scaled_dot_product_attention,
+    it leaves unfused)."""
+    from onnxruntime.transformers import optimizer
+
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optimized = optimizer.optimize_model(
+            _bert_legacy(folder, "eager"), model_type="bert", num_heads=HF_HEADS, hidden_size=HF_WIDTH
+        )
+        if half:
+            optimized.convert_float_to_float16(keep_io_types=True)
+    optimized.save_model_to_file(path)
+    return describe(path)
+
+
+# -- quantized, recurrent-state and control-flow models -----------------------
+
+
+def _small_cnn():
+    """Conv-BN-ReLU stages with a residual add, global pooling, a linear head."""
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+            self.block = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+            self.down = nn.Sequential(nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = self.down(x + self.block(x))
+            return self.head(x.mean(dim=(2, 3)))
+
+    return Net()
+
+
+def _static_quantized(fmt, path, spec, realistic):
+    """The small CNN (legacy exporter, opset 17) quantized by onnxruntime's
+    quantize_static, int8 activations and weights, calibrated on random
+    images."""
+    import torch
+    from onnxruntime import quantization
+
+    torch.manual_seed(0)
+    model = _small_cnn().eval()
+    images = _randn(CALIBRATION_BATCH, 3, 32, 32)
+    set_batchnorm_scale(model, images)
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": images[i : i + 1].numpy()} for i in range(len(images))])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    formats = {"qdq": quantization.QuantFormat.QDQ, "qoperator": quantization.QuantFormat.QOperator}
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = os.path.join(folder, "cnn.onnx")
+        export(model, images[:EXPORT_BATCH], source, "legacy17", "logits")
+        quantization.quantize_static(source, path, Reader(), quant_format=formats[fmt])
+    return describe(path)
+
+
+def _recurrent_state(kind, path, spec, realistic, width=16, hidden=32):
+    """A one-layer unidirectional LSTM or GRU, batch-first, given its initial
+    states as inputs and returning its outputs and final states."""
+    import torch
+    from torch import nn
+
+    class Step(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = (nn.LSTM if kind == "lstm" else nn.GRU)(width, hidden, batch_first=True)
+
+        def forward(self, x, *state):
+            y, final = self.rnn(x, state if kind == "lstm" else state[0])
+            return (y, *final) if kind == "lstm" else (y, final)
+
+    torch.manual_seed(0)
+    states = ["h0", "c0"] if kind == "lstm" else ["h0"]
+    inputs = [_randn(EXPORT_BATCH, SEQ, width)] + [_randn(1, EXPORT_BATCH, hidden) for _ in states]
+    outputs = ["y"] + [s.replace("0", "n") for s in states]
+    # Initial and final states are [layers, batch, hidden]: the batch second.
+    axes = {"x": {0: "batch", 1: "sequence"}, "y": {0: "batch", 1: "sequence"}}
+    axes.update({n: {1: "batch"} for n in states + outputs[1:]})
+    export_named(Step().eval(), inputs, path, spec.exporter, ["x", *states], outputs, axes)
+    return describe(path)
+
+
+def _scripted(kind, width=16, hidden=32):
+    """Control flow that torch.jit.script keeps as such and the legacy
+    exporter writes as If or Loop: "if", a branch on the input's mean
+    between two activations; "loop", a recurrence written as a loop over
+    time."""
+    import torch
+    from torch import nn
+
+    class Branch(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Linear(width, hidden)
+            self.head = nn.Linear(hidden, 8)
+
+        def forward(self, x):
+            h = self.trunk(x)
+            if bool(x.mean() > 0):
+                h = torch.relu(h)
+            else:
+                h = torch.tanh(h)
+            return self.head(h)
+
+    class Recurrence(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input = nn.Linear(width, hidden)
+            self.recurrent = nn.Linear(hidden, hidden, bias=False)
+            self.head = nn.Linear(hidden, 8)
+            self.hidden = hidden  # (a script cannot read the closure's)
+
+        def forward(self, x):
+            h = torch.zeros(x.shape[0], self.hidden)
+            for t in range(x.shape[1]):
+                h = torch.tanh(self.input(x[:, t]) + self.recurrent(h))
+            return self.head(h)
+
+    model = Branch() if kind == "if" else Recurrence()
+    head = model.head
+    shape = (width,) if kind == "if" else (SEQ, width)
+    scripted = torch.jit.script(model)  # shares the module's parameters
+    return scripted, _randn(EXPORT_BATCH, *shape), _randn(CALIBRATION_BATCH, *shape), "y", head
+
+
+def _segmenter(classes=5):
+    """A small fully convolutional segmenter: strided convolutions, a 1x1
+    classifier, and the scores upsampled back to the input's height and
+    width, both dynamic."""
+    from torch import nn
+
+    class Segmenter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 16, 3, stride=2, padding=1),
+                nn.BatchNorm2d(16),
+                nn.ReLU(),
+                nn.Conv2d(16, 32, 3, stride=2, padding=1),
+                nn.BatchNorm2d(32),
+                nn.ReLU(),
+            )
+            self.classifier = nn.Conv2d(32, classes, 1)
+
+        def forward(self, x):
+            scores = self.classifier(self.features(x))
+            return nn.functional.interpolate(scores, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+    model = Segmenter()
+    return model, _randn(EXPORT_BATCH, *IMAGE), _randn(CALIBRATION_BATCH, *IMAGE), "scores", model.classifier
 
 
 # -- graphs written with onnx.helper -----------------------------------------

@@ -23,9 +23,10 @@ SPECS = families.specs()
 
 
 def param(spec):
-    # Exporting and converting full torchvision networks, and torch.export
-    # tracing, take seconds each; the hand-written graphs take milliseconds.
-    slow = spec.family == "torchvision" or spec.exporter == "dynamo"
+    # Exporting and converting full torchvision networks, torch.export
+    # tracing, and building transformers models take seconds each; the
+    # hand-written graphs take milliseconds.
+    slow = spec.family in ("torchvision", "huggingface") or spec.exporter == "dynamo"
     return pytest.param(spec, id=spec.name, marks=[pytest.mark.slow] if slow else [])
 
 
@@ -51,7 +52,7 @@ def suite(tmp_path_factory):
 @pytest.mark.parametrize("spec", CONVERTS)
 def test_family_model_converts_and_verifies(suite, spec, tmp_path):
     entry = suite(spec)
-    job = ConversionJob(entry["path"], batch_sizes=BATCH_SIZES, atol=ATOL, rtol=RTOL)
+    job = ConversionJob(entry["path"], batch_sizes=BATCH_SIZES, atol=ATOL, rtol=RTOL, **entry["verify"])
     job.load()
     plan = job.normalise()
     assert not plan["remaining"], normalise.describe_failures(plan["remaining"])
@@ -117,3 +118,73 @@ def test_token_ids_are_drawn_from_the_whole_embedding_table(suite, spec):
     assert ids.min() >= 0 and ids.max() < families.VOCAB
     # Beyond the bound for integers nothing bounds: rows past the first few are used.
     assert ids.max() >= probes.DEFAULT_INT_BOUND
+
+
+# What each model of these families is there to test: the ops it must
+# contain, so that a change of exporter or tool that writes the model
+# differently shows here rather than as a suite that tests less.
+CONTAINS = {
+    "bert_dynamic_int8": {"DynamicQuantizeLinear", "MatMulInteger"},
+    "bert_ort_optimized": {
+        "com.microsoft:EmbedLayerNormalization",
+        "com.microsoft:Attention",
+        "com.microsoft:SkipLayerNormalization",
+        "com.microsoft:BiasGelu",
+    },
+    "bert_ort_optimized_float16": {"com.microsoft:Attention", "com.microsoft:SkipLayerNormalization"},
+    "cnn_static_qdq": {"QuantizeLinear", "DequantizeLinear", "Conv"},
+    "cnn_static_qoperator": {"QLinearConv", "com.microsoft:QLinearAdd", "com.microsoft:QGemm"},
+    "if_scripted_legacy17": {"If"},
+    "loop_scripted_legacy17": {"Loop"},
+    "lstm_initial_state_legacy17": {"LSTM"},
+    "gru_initial_state_legacy17": {"GRU"},
+    "segmenter_dynamic_hw_legacy17": {"Resize"},
+}
+
+
+def op_types(path):
+    model = onnx.load(path, load_external_data=False)
+    return {f"{n.domain}:{n.op_type}" if n.domain not in ("", "ai.onnx") else n.op_type for n in model.graph.node}
+
+
+@pytest.mark.parametrize("spec", [param(s) for s in SPECS if s.name in CONTAINS])
+def test_family_model_has_the_ops_it_tests(suite, spec):
+    entry = suite(spec)
+    assert CONTAINS[spec.name] <= op_types(entry["path"]), op_types(entry["path"])
+    if spec.name == "bert_ort_optimized_float16":
+        model = onnx.load(entry["path"])
+        # Float16 inside, float32 at the inputs and outputs (keep_io_types).
+        assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+        assert {o.type.tensor_type.elem_type for o in model.graph.output} == {onnx.TensorProto.FLOAT}
+
+
+HF_PAIRS = [pytest.param(kind, id=kind, marks=[pytest.mark.slow]) for kind in families.HUGGINGFACE]
+
+
+@pytest.mark.parametrize("kind", HF_PAIRS)
+def test_both_exporters_name_the_dynamic_dimensions_alike(suite, kind):
+    # The probes size dimensions by name (verify.dims): a decoder step's
+    # attention mask spans the past and the new sequence, which torch.export
+    # derives under a name of its own until the suite renames it.
+    by_name = {s.name: s for s in SPECS}
+    legacy, dynamo = (suite(by_name[f"{kind}_{e}"]) for e in ("legacy17", "dynamo"))
+    assert legacy["inputs"] == dynamo["inputs"]
+    dims = {d for i in legacy["inputs"] for d in i["shape"] if isinstance(d, str)}
+    assert "batch" in dims and dims <= {
+        "batch",
+        "sequence",
+        "encoder_sequence",
+        "past_sequence",
+        "past_sequence + sequence",
+    }
+    assert set(legacy["verify"].get("dims", {})) <= dims
+
+
+def test_the_recurrent_initial_states_are_inputs_with_the_batch_second(suite):
+    by_name = {s.name: s for s in SPECS}
+    entry = suite(by_name["lstm_initial_state_legacy17"])
+    assert [(i["name"], i["shape"]) for i in entry["inputs"]] == [
+        ("x", ["batch", "sequence", 16]),
+        ("h0", [1, "batch", 32]),
+        ("c0", [1, "batch", 32]),
+    ]

@@ -98,7 +98,9 @@ class Model:
 
     def __init__(self, entry, work):
         self.entry, self.work = entry, work
-        self.job = ConversionJob(entry["path"], batch_sizes=BATCH_SIZES, atol=ATOL, rtol=RTOL)
+        self.job = ConversionJob(
+            entry["path"], batch_sizes=BATCH_SIZES, atol=ATOL, rtol=RTOL, **(entry.get("verify") or {})
+        )
         self.job.find_divergence = lambda model: None  # not needed here, and slow
         self.job.load()
         self.job.normalise()

@@ -158,7 +158,7 @@ def study(spec, realistic, work, rng):
     (built,) = families.build(os.path.join(work, "realistic" if realistic else "default"), [spec.name], realistic)
     # Tolerances loose enough that normalisation's own check (onnxruntime on
     # the rewritten graph against the original) does not stop the study.
-    job = ConversionJob(built["path"], batch_sizes=BATCH_SIZES, atol=1e-4, rtol=1e-3)
+    job = ConversionJob(built["path"], batch_sizes=BATCH_SIZES, atol=1e-4, rtol=1e-3, **(built.get("verify") or {}))
     job.load()
     probes = job.probes()
     expected = job.expected()

@@ -232,7 +232,7 @@ def _fallback(kind, version):
     def convert(node, graph):
         try:
             return replaced(kind, version)(node, graph)
-        except NotImplementedError:
+        except (NotImplementedError, KeyError):  # KeyError: no shape recorded for its input
             return _pool_converter(kind)(node, graph)
 
     return convert
