@@ -16,6 +16,21 @@ def test_symbolic_dims_take_batch_or_configured_sizes():
     assert b.shape == (2,) and b.dtype == np.int64
 
 
+def test_a_dimension_named_as_a_sum_takes_the_sum_of_its_terms():
+    # A decoder step with a KV cache: the attention mask spans the past and
+    # the new tokens, named as their sum by the exporters.
+    specs = [
+        {"name": "ids", "dtype": "int64", "shape": ["batch", "sequence"]},
+        {"name": "past", "dtype": "float32", "shape": ["batch", 2, "past_sequence", 8]},
+        {"name": "attention_mask", "dtype": "int64", "shape": ["batch", "past_sequence + sequence"]},
+        {"name": "other", "dtype": "float32", "shape": ["batch", "2*s0 + 1"]},
+    ]
+    ids, past, mask, other = probes.make_inputs(specs, batch=3, dims={"sequence": 2, "past_sequence": 5}, seed=0)
+    assert ids.shape == (3, 2) and past.shape == (3, 2, 5, 8) and mask.shape == (3, 7)
+    assert other.shape == (3, 2 * 3 + 1)  # s0 unset: the batch size
+    assert probes.free_dims(specs, {}) == ["sequence", "past_sequence"]
+
+
 def test_absurd_shapes_are_refused_before_allocating():
     specs = [{"name": "x", "dtype": "float32", "shape": [1 << 20, 1 << 20]}]
     with pytest.raises(UserError, match="too large"):
