@@ -204,8 +204,8 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 
 	log.Infof("Converting to PyTorch with onnx2torch %s...", s.versions["onnx2torch"])
 	var converted struct {
-		report.Weights
-		Float32Nodes []string `json:"float32_nodes"`
+		Weights      report.Weights `json:"weights"`
+		Float32Nodes []string       `json:"float32_nodes"`
 	}
 	if err := r.step(ctx, "convert", job, "convert", &converted); err != nil {
 		return err

@@ -240,28 +240,32 @@ func TestAnOutputWithNothingToCompareIsNotVerified(t *testing.T) {
 	assertOnly(t, dir, "m.onnx", "m.failed.report.json")
 }
 
-// uint32Sub writes m.onnx: y = a - b on uint32, which onnxruntime runs and
-// torch has no kernel for, so the probe fails with a Python traceback.
-const uint32Sub = `
-import onnx
+// raising writes m.onnx, whose one node (the test hooks' Raise) converts
+// but raises a plain Python error when run, with the input data and the
+// expected outputs beside it (onnxruntime cannot run the test domain).
+const raising = `
+import numpy as np, onnx
 from onnx import TensorProto, helper
-graph = helper.make_graph([helper.make_node("Sub", ["a", "b"], ["y"])], "sub",
-    [helper.make_tensor_value_info(n, TensorProto.UINT32, [2, 3]) for n in "ab"],
-    [helper.make_tensor_value_info("y", TensorProto.UINT32, [2, 3])])
-model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+graph = helper.make_graph([helper.make_node("Raise", ["x"], ["y"], domain="onnx2pt.test")], "raising",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])])
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("onnx2pt.test", 1)])
 model.ir_version = 8
 onnx.save(model, "m.onnx")
+np.savez("in.npz", x=np.zeros((2, 3), np.float32))
+np.savez("out.npz", y=np.zeros((2, 3), np.float32))
+open("c.yaml", "w").write("artifacts: [checkpoint]\nmodels:\n  - {input: m.onnx, output: m.pt, data: {inputs: in.npz, expected: out.npz}}\n")
 `
 
 func TestVerboseShowsThePythonTraceback(t *testing.T) {
 	dir := t.TempDir()
-	python(t, dir, uint32Sub)
-	r := onnx2pt(t, dir, "convert", "--input", "m.onnx")
+	python(t, dir, raising)
+	r := runCmd(t, hooked(t, dir, t.TempDir(), "convert", "-c", "c.yaml"))
 	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "(run with --verbose for the traceback)") || strings.Contains(r.stderr, "Traceback (most recent call last)") {
 		t.Fatalf("exit %d, without --verbose:\n%s", r.code, r.stderr)
 	}
-	r = onnx2pt(t, dir, "convert", "--input", "m.onnx", "--verbose")
-	if r.code != 1 || !strings.Contains(r.stderr, "Traceback (most recent call last)") {
+	r = runCmd(t, hooked(t, dir, t.TempDir(), "convert", "-c", "c.yaml", "--verbose"))
+	if r.code != 1 || !strings.Contains(r.stderr, "Traceback (most recent call last)") || !strings.Contains(r.stderr, "raised by the test hooks") {
 		t.Fatalf("exit %d, --verbose printed no traceback:\n%s", r.code, r.stderr)
 	}
 }

@@ -147,7 +147,7 @@ class ConversionJob:
 
             _, inputs = self.probes()[0]
             float32_nodes = halfwidth.fall_back(self.torch_model, [torch.from_numpy(np.asarray(x)) for x in inputs])
-        return {**count_weights(self.torch_model), "float32_nodes": float32_nodes}
+        return {"weights": count_weights(self.torch_model), "float32_nodes": float32_nodes}
 
     def probe(self):
         """Forward the probe inputs; check the outputs' number and shapes."""

@@ -35,15 +35,15 @@ def test_resnet8_end_to_end(tmp_path):
     j = job.ConversionJob(RESNET8, batch_sizes=[1, 3])
     info = j.load()
     assert info["inputs"][0]["shape"] == ["batch", 32, 32, 3]
-    weights = j.convert()
-    assert weights == {
+    converted = j.convert()
+    assert converted["weights"] == {
         "parameters": 77536,
         "trainable_parameters": 77536,
         "weight_buffers": 650,  # Dense kernel 64x10 + bias 10 kept as buffers
         "normalization_statistics": 480,
         "total": 78186,
-        "float32_nodes": [],  # a float32 model
     }
+    assert converted["float32_nodes"] == []  # a float32 model
     assert info["precision"] == "float32" and not info["quantized"]
     probes = j.probe()
     # One probe per batch size, and the edge probe at the largest.

@@ -1,5 +1,5 @@
-"""Converters that crash or hang a worker, or convert one node wrongly, for
-the end-to-end tests only.
+"""Converters that crash or hang a worker, raise when run, or convert one
+node wrongly, for the end-to-end tests only.
 
 Workers import this file when the binary is built with the onnx2pt_testhooks
 tag and ONNX2PT_TEST_HOOKS names it; models use the ops from the
@@ -13,6 +13,8 @@ import os
 import sys
 
 from onnx2torch.node_converters.registry import add_converter
+from onnx2torch.utils.common import OperationConverterResult, onnx_mapping_from_node
+from torch import nn
 
 DOMAIN = "onnx2pt.test"
 
@@ -26,6 +28,17 @@ def abort(node, graph):
 def hang(node, graph):
     # One long native call: Python's own interrupt cannot stop it.
     ctypes.CDLL(None).sleep(600)
+
+
+class _Raising(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("raised by the test hooks")
+
+
+@add_converter(operation_type="Raise", version=1, domain=DOMAIN)
+def raise_when_run(node, graph):
+    # Converts; the converted module raises a plain Python error when run.
+    return OperationConverterResult(torch_module=_Raising(), onnx_mapping=onnx_mapping_from_node(node))
 
 
 if os.environ.get("ONNX2PT_TEST_MUTATION"):
