@@ -3,6 +3,7 @@
 import collections
 import contextlib
 import hashlib
+import math
 import os
 
 import onnx
@@ -193,28 +194,37 @@ def quantized(model):
     return False
 
 
-# Floating types from the coarsest: a graph computes at the coarsest it holds.
+# Floating types, from the coarsest.
 _FLOATS = [
     (onnx.TensorProto.BFLOAT16, "bfloat16"),
     (onnx.TensorProto.FLOAT16, "float16"),
     (onnx.TensorProto.FLOAT, "float32"),
     (onnx.TensorProto.DOUBLE, "float64"),
 ]
+_FLOAT_NAMES = dict(_FLOATS)
 
 
 def float_precision(model):
-    """The coarsest floating-point type the main graph's weights, values and
-    casts use ("float16" for a model converted to half precision, also one
-    that keeps float32 inputs and outputs), or "" where there is none."""
+    """The floating-point type the main graph computes in: the type of most
+    of its float weights ("float16" for a model converted to half
+    precision, also one that keeps float32 inputs and outputs; a stray Cast
+    to float16 in a float32 model does not count); without float weights,
+    the coarsest float type of its inputs, outputs, values and casts; ""
+    where there is none."""
     graph = model.graph
-    found = {t.data_type for t in graph.initializer}
+    weights = collections.Counter()
+    for tensor in graph.initializer:
+        weights[tensor.data_type] += math.prod(tensor.dims)
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                weights[attribute.t.data_type] += math.prod(attribute.t.dims)
+    floats = {t: n for t, n in weights.items() if t in _FLOAT_NAMES and n}
+    if floats:
+        return _FLOAT_NAMES[max(floats, key=floats.get)]
+    found = set()
     for value in list(graph.input) + list(graph.output) + list(graph.value_info):
         if value.type.HasField("tensor_type"):
             found.add(value.type.tensor_type.elem_type)
-    for node in graph.node:
-        for attribute in node.attribute:
-            if node.op_type == "Cast" and attribute.name == "to":
-                found.add(attribute.i)
-            elif attribute.type == onnx.AttributeProto.TENSOR:
-                found.add(attribute.t.data_type)
+    found |= {a.i for n in graph.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}
     return next((name for elem_type, name in _FLOATS if elem_type in found), "")

@@ -37,9 +37,15 @@ def test_precision_is_the_coarsest_float_type():
         helper.make_node("Cast", ["m"], ["y"], to=TensorProto.FLOAT),
     ]
     assert model_info.float_precision(_model(TensorProto.FLOAT, nodes, [w16])) == "float16"
-    # a bfloat16 cast beats float16 weights
-    nodes[0] = helper.make_node("Cast", ["x"], ["h"], to=TensorProto.BFLOAT16)
-    assert model_info.float_precision(_model(TensorProto.FLOAT, nodes, [w16])) == "bfloat16"
+    # a stray Cast to float16 in a float32 model: its weights decide
+    w32 = numpy_helper.from_array(np.ones((3, 3), np.float32), "w")
+    assert model_info.float_precision(_model(TensorProto.FLOAT, nodes, [w32])) == "float32"
+    # no weights: the coarsest type of values and casts
+    nodes = [
+        helper.make_node("Cast", ["x"], ["h"], to=TensorProto.BFLOAT16),
+        helper.make_node("Cast", ["h"], ["y"], to=1),
+    ]
+    assert model_info.float_precision(_model(TensorProto.FLOAT, nodes)) == "bfloat16"
     assert model_info.float_precision(_model(TensorProto.FLOAT, [helper.make_node("Relu", ["x"], ["y"])])) == "float32"
     assert model_info.float_precision(_model(TensorProto.DOUBLE, [helper.make_node("Relu", ["x"], ["y"])])) == "float64"
     assert model_info.float_precision(_model(TensorProto.INT64, [helper.make_node("Neg", ["x"], ["y"])])) == ""
