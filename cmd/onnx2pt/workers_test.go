@@ -427,3 +427,30 @@ func TestProgressOnATerminal(t *testing.T) {
 		t.Errorf("summary table rows %v, want %v in order", rows, names)
 	}
 }
+
+func TestSummaryIntoAMissingFolderIsWritten(t *testing.T) {
+	dir := workdir(t)
+	args := []string{"convert", "--input", "resnet8.onnx", "--artifacts", "checkpoint"}
+	if r := onnx2pt(t, dir, args...); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	// Up to date now: the summary of a batch that ran nothing is written too.
+	r := onnx2pt(t, dir, append(args, "--summary", "results/2026/summary.json", "--junit", "results/junit.xml")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if s := readSummary(t, filepath.Join(dir, "results", "2026", "summary.json")); s.Counts["up_to_date"] != 1 {
+		t.Errorf("summary counts %v", s.Counts)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results", "junit.xml")); err != nil {
+		t.Error(err)
+	}
+	// A folder that cannot be made: refused before any work, naming the flag.
+	r = onnx2pt(t, dir, append(args, "--force", "--summary", "resnet8.onnx/summary.json")...)
+	if r.code != 2 || !strings.Contains(lastLine(r.stderr), "--summary resnet8.onnx/summary.json: cannot create its folder") {
+		t.Fatalf("exit %d, last line %q", r.code, lastLine(r.stderr))
+	}
+	if strings.Contains(r.stderr, "Saved to") {
+		t.Errorf("converted before refusing:\n%s", r.stderr)
+	}
+}

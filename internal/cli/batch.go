@@ -43,6 +43,11 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 	if shard != nil {
 		a.log.Infof("Shard %d/%d: %d of %d models", shard.Index, shard.Count, len(models), len(cfg.Models))
 	}
+	// Before any work: a summary that cannot be written would be lost at
+	// the end of the batch.
+	if err := summaryFolders(cfg); err != nil {
+		return withCode(exitUsage, err)
+	}
 	env, err := a.provision(ctx, cfg)
 	if err != nil {
 		return err
@@ -84,7 +89,7 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 	if shard != nil {
 		summary.Shard = &report.Shard{Index: shard.Index, Count: shard.Count}
 	}
-	a.writeSummaries(cfg, summary)
+	writeErr := a.writeSummaries(cfg, summary)
 	rememberPeakRSS(env, outcomes)
 
 	switch {
@@ -95,7 +100,13 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 	case ctx.Err() != nil:
 		return withCode(exitInterrupted, errors.New("interrupted; models under way were stopped and nothing of theirs was written"))
 	}
-	return batchError(outcomes)
+	if err := batchError(outcomes); err != nil {
+		return err
+	}
+	if writeErr != nil {
+		return withCode(exitFailed, writeErr)
+	}
+	return nil
 }
 
 // upToDate tells whether m's outputs match its input, logging it if so.
@@ -198,8 +209,24 @@ func oneLine(o report.Outcome) string {
 	return o.Reason
 }
 
-// writeSummaries writes --summary and --junit, when asked for.
-func (a *app) writeSummaries(cfg *config.Config, s *report.Summary) {
+// summaryFolders makes the folders --summary and --junit write into, as
+// -o dir/ does for models.
+func summaryFolders(cfg *config.Config) error {
+	for _, out := range []struct{ flag, path string }{{"--summary", cfg.Run.Summary}, {"--junit", cfg.Run.JUnit}} {
+		if out.path == "" {
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(out.path), 0o755); err != nil {
+			return fmt.Errorf("%s %s: cannot create its folder: %w", out.flag, out.path, err)
+		}
+	}
+	return nil
+}
+
+// writeSummaries writes --summary and --junit, when asked for; the first
+// failure is returned (the batch then exits non-zero), after trying both.
+func (a *app) writeSummaries(cfg *config.Config, s *report.Summary) error {
+	var first error
 	for _, out := range []struct {
 		path  string
 		write func(string, *report.Summary) error
@@ -209,10 +236,14 @@ func (a *app) writeSummaries(cfg *config.Config, s *report.Summary) {
 		}
 		if err := out.write(out.path, s); err != nil {
 			a.log.Errorf("Writing %s: %v", out.path, err)
+			if first == nil {
+				first = fmt.Errorf("%s was not written: %w", out.path, err)
+			}
 			continue
 		}
 		a.log.Debugf("Wrote %s", out.path)
 	}
+	return first
 }
 
 // defaultJobs is as many workers as there are cores, as fit in the memory
