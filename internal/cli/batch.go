@@ -175,7 +175,9 @@ func wantsPortable(t supervisor.Task) bool {
 }
 
 // batchError is the error a batch ends with: nil when no model failed, the
-// model's own message when it was the only one, a count otherwise.
+// model's own message when it was the only one, a count otherwise, with the
+// failed model's message when one failed (beside models up to date, no
+// table says which).
 func batchError(outcomes []report.Outcome) error {
 	var failed []report.Outcome
 	notRun := 0
@@ -196,6 +198,9 @@ func batchError(outcomes []report.Outcome) error {
 	msg := fmt.Sprintf("%d of %d models failed", len(failed), len(outcomes))
 	if notRun > 0 {
 		msg += fmt.Sprintf(", %d not converted (--fail-fast)", notRun)
+	}
+	if len(failed) == 1 {
+		msg += ": " + oneLine(failed[0])
 	}
 	return withCode(exitFailed, errors.New(msg))
 }
