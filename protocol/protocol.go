@@ -28,6 +28,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -174,7 +175,11 @@ func (r *Reader) Next() (Message, error) {
 		}
 		return m, io.EOF
 	}
-	if err := json.Unmarshal(r.sc.Bytes(), &m); err != nil {
+	// Numbers in untyped fields (a log entry's) keep their text: a count
+	// of 11684712 is logged as that, not as the float 1.1684712e+07.
+	d := json.NewDecoder(bytes.NewReader(r.sc.Bytes()))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
 		return m, fmt.Errorf("protocol: bad message %.80q: %w", r.sc.Text(), err)
 	}
 	return m, nil
