@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/onnx2pt/onnx2pt/config"
+	"github.com/onnx2pt/onnx2pt/internal/progress"
 )
 
 // app is what every command shares: settings, logger and output streams.
@@ -80,7 +81,7 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	if ctx.Err() != nil {
 		code = exitInterrupted
 	}
-	fmt.Fprintln(a.stderr, "onnx2pt:", err)
+	fmt.Fprintln(a.stderr, "onnx2pt:", progress.Printable(err.Error()))
 	if isFlagError(err) {
 		fmt.Fprintln(a.stderr, "Run 'onnx2pt --help' for usage.")
 	}

@@ -105,7 +105,7 @@ func truncate(s string, width int) string {
 func (b *Batch) Started(input string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.current = append(b.current, input)
+	b.current = append(b.current, Printable(input))
 }
 
 // Finished counts a model done (and failed, when it failed) and drops it
@@ -116,7 +116,7 @@ func (b *Batch) Finished(o report.Outcome) {
 	if o.Result.Failed() {
 		b.failed++
 	}
-	if i := slices.Index(b.current, o.Input); i >= 0 {
+	if i := slices.Index(b.current, Printable(o.Input)); i >= 0 {
 		b.current = slices.Delete(b.current, i, i+1)
 	}
 	b.mu.Unlock()

@@ -23,7 +23,7 @@ func Table(w io.Writer, outcomes []report.Outcome, total time.Duration, opt Opti
 		if o.MaxAbsDiff != nil {
 			diff = formatDiff(*o.MaxAbsDiff)
 		}
-		rows = append(rows, []string{o.Input, resultCell(o), diff,
+		rows = append(rows, []string{Printable(o.Input), resultCell(o), diff,
 			formatDuration(time.Duration(o.Seconds * float64(time.Second)))})
 		colours = append(colours, resultColour(o.Result))
 	}
