@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -256,5 +257,24 @@ func TestTailKeepsWhatCameBeforeACrashDump(t *testing.T) {
 	}
 	if got := strings.Join(tl.last(10), "|"); got != "loading|converting|SIGSEGV: segmentation violation" {
 		t.Errorf("lines %q", got)
+	}
+}
+
+func TestTailWorkIsLinearInWhatTheWorkerPrints(t *testing.T) {
+	// 8,000 short lines in one write: splitting them must not copy the rest
+	// of the buffer once per line (that was 8,000 × ~200 KB of garbage, and
+	// megabytes from native code stalled the supervisor for seconds).
+	out := strings.Repeat("a line from native code\n", 8000)
+	tl := newTail()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fmt.Fprint(tl, out)
+	runtime.ReadMemStats(&after)
+	if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 20*uint64(len(out)) {
+		t.Errorf("splitting %d bytes allocated %d bytes", len(out), allocated)
+	}
+	if got := tl.last(1); len(got) != 1 || got[0] != "a line from native code" {
+		t.Errorf("last line %q", got)
 	}
 }

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -375,7 +376,7 @@ func (t *tail) Write(p []byte) (int, error) {
 	defer t.mu.Unlock()
 	t.partial = append(t.partial, p...)
 	for {
-		i := strings.IndexByte(string(t.partial), '\n')
+		i := bytes.IndexByte(t.partial, '\n') // not string(t.partial): a copy per line is quadratic
 		if i < 0 {
 			break
 		}
