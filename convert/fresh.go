@@ -53,13 +53,17 @@ func dataSHA256(d *config.Data) []string {
 			continue
 		}
 		for _, e := range entries {
-			if e.Type().IsRegular() {
-				sum, err := fileSHA256(filepath.Join(path, e.Name()))
-				if err != nil {
-					sum = err.Error()
-				}
-				out = append(out, e.Name()+":"+sum)
+			// Followed like the loader follows them: a link to an .npy file
+			// counts by its target's content. Folders are not read.
+			file := filepath.Join(path, e.Name())
+			if st, err := os.Stat(file); err == nil && st.IsDir() {
+				continue
 			}
+			sum, err := fileSHA256(file)
+			if err != nil {
+				sum = err.Error()
+			}
+			out = append(out, e.Name()+":"+sum)
 		}
 	}
 	return out

@@ -114,3 +114,28 @@ func TestUpToDate(t *testing.T) {
 		})
 	}
 }
+
+func TestProbeDataBehindALinkCountsByItsTarget(t *testing.T) {
+	// The loader follows links in a data folder: changing a link's target
+	// must change the fingerprint, as changing a file there does.
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(dir, "elsewhere.npy")
+	if err := os.WriteFile(target, []byte("first"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(data, "x.npy")); err != nil {
+		t.Fatal(err)
+	}
+	d := &config.Data{Inputs: data}
+	before := strings.Join(dataSHA256(d), ",")
+	if err := os.WriteFile(target, []byte("second"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if after := strings.Join(dataSHA256(d), ","); after == before {
+		t.Errorf("a changed link target left the data's hash as it was: %s", after)
+	}
+}
