@@ -251,3 +251,19 @@ func TestArgumentsBecomeModels(t *testing.T) {
 		t.Errorf("-o new/ did not create the folder: %v", err)
 	}
 }
+
+func TestErrorLinesShowNamesEscapedAndKeepTheirBreaks(t *testing.T) {
+	dir := t.TempDir()
+	evil := filepath.Join(dir, "\x1b[2Jevil.onnx")
+	code, _, stderr := runCLI(t, "convert", "--input", evil)
+	if code != exitUsage || strings.Contains(stderr, "\x1b") || !strings.Contains(stderr, `\x1b[2Jevil.onnx`) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	// Several configuration problems: one a line, as before.
+	cfg := filepath.Join(dir, "two.yaml")
+	os.WriteFile(cfg, []byte("verify:\n  atoll: 1\n  rtoll: 2\n"), 0o644)
+	code, _, stderr = runCLI(t, "convert", "--config", cfg)
+	if code != exitUsage || !strings.Contains(stderr, "2 problems:\n  - ") {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+}

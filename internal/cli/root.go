@@ -81,7 +81,13 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	if ctx.Err() != nil {
 		code = exitInterrupted
 	}
-	fmt.Fprintln(a.stderr, "onnx2pt:", progress.Printable(err.Error()))
+	// File names in the message are shown, never obeyed; its own line
+	// breaks (a list of configuration problems) stay.
+	lines := strings.Split(err.Error(), "\n")
+	for i, line := range lines {
+		lines[i] = progress.Printable(line)
+	}
+	fmt.Fprintln(a.stderr, "onnx2pt:", strings.Join(lines, "\n"))
 	if isFlagError(err) {
 		fmt.Fprintln(a.stderr, "Run 'onnx2pt --help' for usage.")
 	}
