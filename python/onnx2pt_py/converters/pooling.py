@@ -139,13 +139,9 @@ class OnnxPool(Module):
         dims = tuple(range(-len(self.kernel), 0))
         if self.kind == "LpPool":
             return windows.abs().pow(self.p).sum(dim=dims).pow(1.0 / self.p)
-        counted = torch.ones([1, 1] + spatial, dtype=x.dtype, device=x.device)
-        if self.count_include_pad:  # the pads count, a ceil_mode overhang does not
-            counted = _pad(counted, [(c, b, e, 0) for c, b, e, _ in geometry], 1)
-            counted = _pad(counted, [(c, 0, 0, extra) for c, _, _, extra in geometry], 0)
-        else:
-            counted = _pad(counted, geometry, 0)
-        divisor = _windows(counted, geometry, self.kernel, self.strides, self.dilations).sum(dim=dims)
+        divisor = average_divisor(
+            spatial, geometry, self.kernel, self.strides, self.dilations, self.count_include_pad, x.dtype, x.device
+        )
         return windows.sum(dim=dims) / divisor
 
     def _torch_can(self, geometry):
@@ -194,6 +190,19 @@ class OnnxPool(Module):
             [x.shape[0], x.shape[1]] + [1] * n
         )
         return chosen + plane * math.prod(spatial)
+
+
+def average_divisor(spatial, geometry, kernel, strides, dilations, count_include_pad, dtype, device):
+    """What AveragePool divides each window's sum by: the input elements in
+    the window, or with count_include_pad those inside the padded input
+    (the pads count, a ceil_mode overhang does not)."""
+    counted = torch.ones([1, 1] + list(spatial), dtype=dtype, device=device)
+    if count_include_pad:
+        counted = _pad(counted, [(c, b, e, 0) for c, b, e, _ in geometry], 1)
+        counted = _pad(counted, [(c, 0, 0, extra) for c, _, _, extra in geometry], 0)
+    else:
+        counted = _pad(counted, geometry, 0)
+    return _windows(counted, geometry, kernel, strides, dilations).flatten(-len(kernel)).sum(-1)
 
 
 def _pool_converter(kind):

@@ -40,7 +40,7 @@ from ._common import (
 )
 from .contrib import MICROSOFT
 from .conv import OnnxConv
-from .pooling import OnnxPool, _geometry, _pad, _windows
+from .pooling import OnnxPool, _geometry, _pad, _windows, average_divisor
 
 _INTEGER_RANGES = {
     torch.uint8: (0, 255),
@@ -656,13 +656,9 @@ class OnnxQLinearAveragePool(Module):
         total = windows[..., 0]
         for i in range(1, windows.shape[-1]):  # one at a time: float32 sums in the kernel's order
             total = total + windows[..., i]
-        counted = torch.ones([1, 1] + spatial, dtype=torch.float32, device=v.device)
-        if self.count_include_pad:  # the pads count, a ceil_mode overhang does not
-            counted = _pad(counted, [(c, b, e, 0) for c, b, e, _ in geometry], 1)
-            counted = _pad(counted, [(c, 0, 0, extra) for c, _, _, extra in geometry], 0)
-        else:
-            counted = _pad(counted, geometry, 0)
-        divisor = _windows(counted, geometry, self.kernel, self.strides, ones).flatten(-len(self.kernel)).sum(-1)
+        divisor = average_divisor(
+            spatial, geometry, self.kernel, self.strides, ones, self.count_include_pad, torch.float32, v.device
+        )
         y = (total / divisor) / _float(_per_tensor(y_scale, name))
         if y_zero_point is not None:
             y = y + _float(_per_tensor(y_zero_point, name))
