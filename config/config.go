@@ -9,9 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 )
 
@@ -35,6 +36,13 @@ type Config struct {
 	// Rebased lists the relative paths of the file that were rebased onto
 	// its directory, "key: from → to", for the debug log.
 	Rebased []string `mapstructure:"-"`
+
+	// loadProblems are the problems Load found (unknown keys, values that
+	// could not be decoded), which Validate reports first; badKeys are the
+	// keys whose values could not be decoded, left at their defaults:
+	// Validate says nothing more about them.
+	loadProblems []string
+	badKeys      []string
 }
 
 // PythonConfig says which interpreter and virtualenv to use.
@@ -169,29 +177,39 @@ func NewViper() *viper.Viper {
 // keys it does not know. Relative paths from the file are rebased onto its
 // directory; fromCommandLine (nil: none) tells which keys flags set, whose
 // paths stay relative to the working directory like the environment's.
+//
+// Every unknown key and every value that cannot be decoded is reported,
+// each with the value as written and what was expected. Then Load returns
+// the error and the Config as well, with defaults in place of those
+// values, so that a caller that goes on to Validate it gets those problems
+// and every other in one error (Validate repeats them). A file that cannot
+// be read or parsed returns no Config.
 func Load(v *viper.Viper, file string, fromCommandLine func(key string) bool) (*Config, error) {
 	if file != "" {
 		v.SetConfigFile(file)
 		if err := v.ReadInConfig(); err != nil {
 			var notFound *os.PathError
-			if errors.As(err, &notFound) {
+			var parse viper.ConfigParseError
+			switch {
+			case errors.As(err, &notFound):
 				return nil, &UsageError{Where: file, Problems: []string{"config file not found (check --config or ONNX2PT_CONFIG)"}}
+			case errors.As(err, &parse):
+				return nil, syntaxError(file, parse.Unwrap())
 			}
 			return nil, &UsageError{Where: file, Problems: []string{err.Error()}}
 		}
 	}
-	var cfg Config
-	decodeErr := v.UnmarshalExact(&cfg, func(dc *mapstructure.DecoderConfig) {
-		dc.ErrorUnused = true
-	})
-	if decodeErr != nil {
-		return nil, &UsageError{Where: file, Problems: explainUnknownKeys(tidyDecodeError(decodeErr))}
-	}
+	d := decode(v, fromCommandLine)
+	cfg := d.cfg
 	cfg.File = file
 	if file != "" {
 		cfg.resolveRelative(v, file, fromCommandLine)
 	}
-	return &cfg, nil
+	if len(d.problems) > 0 {
+		cfg.loadProblems, cfg.badKeys = d.problems, d.bad
+		return cfg, &UsageError{Where: file, Problems: d.problems}
+	}
+	return cfg, nil
 }
 
 // Effective returns the verification settings for m: the global ones with
@@ -222,14 +240,34 @@ func (c *Config) Effective(m Model) VerifyConfig {
 }
 
 // Validate checks everything that can be checked without Python and
-// returns all problems at once.
-func (c *Config) Validate() error {
+// returns all problems at once, those Load found first.
+func (c *Config) Validate() error { return c.validate(true) }
+
+// ValidateSettings is Validate without the models: for when they could not
+// be listed (their problems then come from elsewhere).
+func (c *Config) ValidateSettings() error { return c.validate(false) }
+
+// dataKinds is what data.inputs and data.expected may be.
+const dataKinds = "a .npz file, a .npy file or a folder of .npy files"
+
+func (c *Config) validate(models bool) error {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	where := c.File
+	// Paths reach the workers and the reports as JSON, where bytes that are
+	// not UTF-8 become U+FFFD: the model would fail under another name.
+	notUTF8 := func(key, path, fix string) bool {
+		if utf8.ValidString(path) {
+			return false
+		}
+		add("%s: the path is not valid UTF-8 (%s): %s", key, strconv.Quote(path), fix)
+		return true
+	}
 
 	if c.Python.Venv == "" {
 		add("python.venv: must not be empty")
+	} else {
+		notUTF8("python.venv", c.Python.Venv, "choose another name")
 	}
 	for _, f := range []struct{ key, path string }{
 		{"python.requirements", c.Python.Requirements},
@@ -260,15 +298,23 @@ func (c *Config) Validate() error {
 	})
 	problems = append(problems, globalVerify...)
 	c.Run.validate(add)
+	notUTF8("run.summary", c.Run.Summary, "choose another name")
+	notUTF8("run.junit", c.Run.JUnit, "choose another name")
 	validateArtifacts("artifacts", c.Artifacts, add)
 
-	if len(c.Models) == 0 {
+	list := c.Models
+	if !models {
+		list = nil
+	} else if len(list) == 0 {
 		add("models: no models to convert (list them in the config file or pass --input)")
 	}
-	for i, m := range c.Models {
+	for i, m := range list {
 		inKey, outKey := c.modelKeys(i)
+		badInput := m.Input != "" && notUTF8(inKey, m.Input, "rename the file")
 		if m.Input == "" {
 			add("%s: missing", inKey)
+		} else if badInput {
+			// reported
 		} else if st, err := os.Stat(m.Input); err != nil {
 			add("%s: %s does not exist", inKey, m.Input)
 		} else if st.IsDir() {
@@ -278,9 +324,14 @@ func (c *Config) Validate() error {
 		}
 		if m.Output == "" {
 			add("%s: missing", outKey)
+		} else if !utf8.ValidString(m.Output) {
+			// An output named after its input: renaming the input fixes both.
+			if !(m.FromFlags && badInput) {
+				notUTF8(outKey, m.Output, "choose another name")
+			}
 		} else {
 			abs, _ := filepath.Abs(m.Output)
-			if err := writableDir(filepath.Dir(abs)); err != nil {
+			if err := outputDir(filepath.Dir(abs)); err != nil {
 				add("%s: %v", outKey, err)
 			}
 		}
@@ -299,20 +350,64 @@ func (c *Config) Validate() error {
 		validateArtifacts(fmt.Sprintf("models[%d].artifacts", i), m.Artifacts, add)
 		if d := m.Data; d != nil {
 			if d.Inputs == "" {
-				add("models[%d].data.inputs: missing (a .npz file or a folder of .npy files)", i)
+				add("models[%d].data.inputs: missing (%s)", i, dataKinds)
 			}
 			for _, f := range []struct{ key, path string }{{"inputs", d.Inputs}, {"expected", d.Expected}} {
-				if _, err := os.Stat(f.path); f.path != "" && err != nil {
-					add("models[%d].data.%s: %s does not exist", i, f.key, f.path)
+				key := fmt.Sprintf("models[%d].data.%s", i, f.key)
+				if f.path == "" || notUTF8(key, f.path, "rename the file") {
+					continue
+				}
+				st, err := os.Stat(f.path)
+				switch {
+				case err != nil:
+					add("%s: %s does not exist (expected %s)", key, f.path, dataKinds)
+				case st.IsDir():
+				default:
+					// One .npy array is the one input (or output) of a model
+					// that has one.
+					if ext := strings.ToLower(filepath.Ext(f.path)); ext != ".npz" && ext != ".npy" {
+						add("%s: %s is not %s", key, f.path, dataKinds)
+					}
 				}
 			}
 		}
 	}
-	c.validateCollisions(add)
+	if models {
+		c.validateCollisions(add)
+	}
+	problems = c.withLoadProblems(problems)
 	if len(problems) == 0 {
 		return nil
 	}
 	return &UsageError{Problems: problems, Where: where}
+}
+
+// withLoadProblems puts the problems Load found before problems, dropping
+// those about keys whose values Load could not decode: they hold defaults,
+// or nothing, in their place.
+func (c *Config) withLoadProblems(problems []string) []string {
+	out := slices.Clone(c.loadProblems)
+	for _, p := range problems {
+		if !slices.ContainsFunc(c.badKeys, func(key string) bool {
+			rest, ok := strings.CutPrefix(p, key)
+			return ok && rest != "" && strings.ContainsRune(":.[", rune(rest[0]))
+		}) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// CreateOutputFolders makes the folders the outputs of this shard's models
+// go into, where missing: after Validate, which checked that they can be.
+func (c *Config) CreateOutputFolders() error {
+	shard, _ := ParseShard(c.Run.Shard) // validated
+	for _, m := range shard.Select(c.Models) {
+		if err := os.MkdirAll(filepath.Dir(m.Output), 0o755); err != nil {
+			return fmt.Errorf("%s: cannot create its folder: %w", m.Output, err)
+		}
+	}
+	return nil
 }
 
 // modelKeys names models[i]'s input and output as the user gave them.
@@ -431,14 +526,34 @@ func validateVerify(key string, v VerifyConfig, add func(string, ...any)) {
 	}
 }
 
-func writableDir(dir string) error {
+// outputDir checks that outputs can be written into dir: a writable
+// directory, or one that can be created (CreateOutputFolders) because the
+// nearest directory above it that exists is writable.
+func outputDir(dir string) error {
 	st, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("directory %s does not exist", dir)
+	if err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return writableDir(dir)
 	}
-	if !st.IsDir() {
-		return fmt.Errorf("%s is not a directory", dir)
+	for above := filepath.Dir(dir); ; above = filepath.Dir(above) {
+		st, err := os.Stat(above)
+		switch {
+		case err == nil && !st.IsDir():
+			return fmt.Errorf("cannot create directory %s: %s is not a directory", dir, above)
+		case err == nil:
+			if err := writableDir(above); err != nil {
+				return fmt.Errorf("cannot create directory %s: %v", dir, err)
+			}
+			return nil
+		case above == filepath.Dir(above):
+			return fmt.Errorf("cannot create directory %s: %v", dir, err)
+		}
 	}
+}
+
+func writableDir(dir string) error {
 	f, err := os.CreateTemp(dir, ".onnx2pt-write-test-")
 	if err != nil {
 		return fmt.Errorf("directory %s is not writable", dir)
@@ -457,24 +572,6 @@ func sameFile(a, b string) bool {
 	aa, _ := filepath.Abs(a)
 	ab, _ := filepath.Abs(b)
 	return aa == ab
-}
-
-// tidyDecodeError splits mapstructure's error into one problem per key,
-// naming keys as they are written in the file.
-func tidyDecodeError(err error) []string {
-	lines := strings.Split(err.Error(), "\n")
-	var out []string
-	for _, l := range lines {
-		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "*"))
-		if l == "" || strings.HasPrefix(l, "decoding failed") || strings.HasSuffix(l, "error(s) decoding:") {
-			continue
-		}
-		out = append(out, strings.TrimSpace(l))
-	}
-	if len(out) == 0 {
-		return []string{err.Error()}
-	}
-	return out
 }
 
 // UsageError is a problem with the settings: exit code 2.

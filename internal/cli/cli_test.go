@@ -47,7 +47,7 @@ func TestExitCodes(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{"output without input", []string{"convert", "--output", "x.pt"}, exitUsage, "--output needs models to convert"},
 		{"missing input", []string{"convert", "--input", filepath.Join(dir, "none.onnx")}, exitUsage, filepath.Join(dir, "none.onnx") + " does not exist"},
-		{"unwritable output dir", []string{"convert", "-i", model, "-o", filepath.Join(dir, "no", "m.pt")}, exitUsage, "--output: directory"},
+		{"output folder that cannot be made", []string{"convert", "-i", model, "-o", filepath.Join(model, "no", "m.pt")}, exitUsage, "--output: cannot create directory"},
 		{"config typo", []string{"convert", "--config", badCfg}, exitUsage, "verify.atoll: unknown key (did you mean verify.atol?)"},
 		{"inspect without a model", []string{"inspect"}, exitUsage, "inspect: name at least one ONNX model"},
 		{"extra argument", []string{"version", "extra"}, exitUsage, "version: unknown command"},
@@ -247,8 +247,9 @@ func TestArgumentsBecomeModels(t *testing.T) {
 			}
 		})
 	}
-	if st, err := os.Stat(p("new")); err != nil || !st.IsDir() {
-		t.Errorf("-o new/ did not create the folder: %v", err)
+	// Made once the settings are valid (TestOutputFoldersAreMadeOnceValid).
+	if _, err := os.Stat(p("new")); !os.IsNotExist(err) {
+		t.Errorf("-o new/ was made before validation: %v", err)
 	}
 }
 
@@ -259,11 +260,12 @@ func TestErrorLinesShowNamesEscapedAndKeepTheirBreaks(t *testing.T) {
 	if code != exitUsage || strings.Contains(stderr, "\x1b") || !strings.Contains(stderr, `\x1b[2Jevil.onnx`) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
-	// Several configuration problems: one a line, as before.
+	// Several configuration problems (two keys, and no models): one a
+	// line, as before.
 	cfg := filepath.Join(dir, "two.yaml")
 	os.WriteFile(cfg, []byte("verify:\n  atoll: 1\n  rtoll: 2\n"), 0o644)
 	code, _, stderr = runCLI(t, "convert", "--config", cfg)
-	if code != exitUsage || !strings.Contains(stderr, "2 problems:\n  - ") {
+	if code != exitUsage || !strings.Contains(stderr, "3 problems:\n  - ") {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/spf13/cobra"
+
+	"github.com/onnx2pt/onnx2pt/config"
 )
 
 func (a *app) convertCommand() *cobra.Command {
@@ -17,7 +20,8 @@ glob is expanded here if the shell did not), or else those listed in the
 config file, to PyTorch with onnx2torch; verify each against onnxruntime
 and write <output>.report.json beside it. The config file's settings apply
 either way. Each model is written beside its input, or into the folder
--o names (a folder that exists, or a path ending in /).
+-o names (a folder that exists, or a path ending in /); -o FILE is for one
+model and ends in .pt, .pth or .pt2. Missing output folders are created.
 
 Models are converted in worker processes, each with a warm interpreter,
 --jobs at a time: a model that crashes or hangs its worker costs that
@@ -33,8 +37,10 @@ outcome for CI.`,
   onnx2pt convert --config zoo.yaml --shard 0/4`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Values the file gives that cannot be read come back with a
+			// Config all the same: Validate reports them with the rest.
 			cfg, err := a.loadConfig()
-			if err != nil {
+			if cfg == nil {
 				return err
 			}
 			if cmd.Flags().Changed("artifacts") {
@@ -45,13 +51,18 @@ outcome for CI.`,
 			}
 			if len(args) > 0 {
 				if cfg.Models, err = modelsFromArgs(args, output); err != nil {
-					return err
+					return withSettingsProblems(err, cfg)
 				}
 			} else if output != "" {
 				return withCode(exitUsage, errors.New("--output needs models to convert: give them as arguments"))
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
+			}
+			// As for -o DIR/: every output's folder is made once the
+			// settings are known to be good.
+			if err := cfg.CreateOutputFolders(); err != nil {
+				return withCode(exitUsage, err)
 			}
 			return a.convertAll(cmd, cfg, failFast, force)
 		},
@@ -82,4 +93,14 @@ outcome for CI.`,
 	a.bind(f, "run.junit", "junit")
 	a.bind(f, "run.timeout", "timeout")
 	return cmd
+}
+
+// withSettingsProblems adds the settings' own problems to those of the
+// command line's models, so that one run shows them all.
+func withSettingsProblems(argsErr error, cfg *config.Config) error {
+	var args, settings *config.UsageError
+	if !errors.As(argsErr, &args) || !errors.As(cfg.ValidateSettings(), &settings) {
+		return argsErr
+	}
+	return &config.UsageError{Where: settings.Where, Problems: append(slices.Clone(args.Problems), settings.Problems...)}
 }

@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -14,8 +16,8 @@ import (
 // it is, a folder as its *.onnx files, a glob (quoted, so the shell left
 // it alone) as its matches, each in sorted order. Outputs go beside the
 // inputs, or into the folder output names (one that exists, or a path
-// ending in a separator, which is created); a file name is only for a
-// single input.
+// ending in a separator, which is created once the settings are valid); a
+// file name is only for a single input.
 func modelsFromArgs(args []string, output string) ([]config.Model, error) {
 	var inputs, problems []string
 	for _, arg := range args {
@@ -25,12 +27,12 @@ func modelsFromArgs(args []string, output string) ([]config.Model, error) {
 		}
 		inputs = append(inputs, found...)
 	}
-	if len(problems) > 0 {
-		return nil, &config.UsageError{Problems: problems}
-	}
 	dir, err := outputDir(output)
 	if err != nil {
-		return nil, err
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return nil, &config.UsageError{Problems: problems}
 	}
 	if output != "" && dir == "" && len(inputs) > 1 {
 		return nil, &config.UsageError{Problems: []string{fmt.Sprintf(
@@ -77,20 +79,28 @@ func expandInput(arg string) ([]string, error) {
 	return nil, fmt.Errorf("%s does not exist", arg)
 }
 
-// outputDir is the folder output names, creating it when output ends in a
-// separator; "" when output names a file (or nothing).
+// outputDir is the folder output names: one that exists, or a path
+// ending in a separator (created with the other outputs' folders once the
+// settings are valid); "" when output names a file (or nothing). A path
+// that names neither an existing file or folder nor a checkpoint (.pt,
+// .pth, .pt2) is refused: -o out would write out, out.state_dict, ...
 func outputDir(output string) (string, error) {
 	if output == "" {
 		return "", nil
 	}
 	if strings.HasSuffix(output, "/") || strings.HasSuffix(output, string(filepath.Separator)) {
-		if err := os.MkdirAll(output, 0o755); err != nil {
-			return "", &config.UsageError{Problems: []string{fmt.Sprintf("--output %s: %v", output, err)}}
-		}
 		return filepath.Clean(output), nil
 	}
-	if st, err := os.Stat(output); err == nil && st.IsDir() {
+	st, err := os.Stat(output)
+	if err == nil && st.IsDir() {
 		return output, nil
+	}
+	if errors.Is(err, os.ErrNotExist) && !slices.Contains(checkpointExts, strings.ToLower(filepath.Ext(output))) {
+		return "", fmt.Errorf("--output %s: neither a .pt, .pth or .pt2 file nor an existing folder; for a new folder, end it with / (%s/)", output, output)
 	}
 	return "", nil
 }
+
+// checkpointExts are the extensions -o takes for a file that does not
+// exist yet.
+var checkpointExts = []string{".pt", ".pth", ".pt2"}
