@@ -23,6 +23,10 @@ import (
 	"github.com/onnx2pt/onnx2pt/report"
 )
 
+// StagePublish is the step that moves a verified conversion's files into
+// place: short, and never to be cut in the middle.
+const StagePublish = "publish"
+
 // userErrorType is the Python exception the helpers raise for problems with
 // the user's input; its message is shown as is, without a traceback.
 const userErrorType = "onnx2pt_py.errors.UserError"
@@ -308,10 +312,17 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 	r.rep.Status = report.StatusConverted
 	r.rep.TotalSeconds = time.Since(start).Seconds()
 	tmpReport := r.temp(paths.Report)
-	if err := report.Write(tmpReport, r.rep); err != nil {
+	data, err := report.Marshal(r.rep)
+	if err == nil {
+		err = os.WriteFile(tmpReport, data, 0o644)
+	}
+	if err != nil {
 		return &Error{Input: m.Input, Stage: "save", Msg: fmt.Sprintf("writing report %s: %v; the previous outputs were kept", paths.Report, err)}
 	}
 	earlier := writtenBy(paths.Report)
+	if s.OnStage != nil { // a supervisor lets a publish finish before it kills
+		s.OnStage(StagePublish)
+	}
 	if err := publish(append(moves, move{tmpReport, paths.Report})); err != nil {
 		return &Error{Input: m.Input, Stage: "save", Msg: fmt.Sprintf("%s: %v; the previous outputs were kept", m.Input, err)}
 	}

@@ -5,7 +5,10 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/onnx2pt/onnx2pt/config"
 )
 
 // outputs lays out new temporary files for out/m.pt, out/m.state_dict.pt
@@ -115,5 +118,81 @@ func TestPublishRefusesToReplaceADirectory(t *testing.T) {
 	got := contents(t, dir)
 	if got["m.pt"] != "old m.pt" || got["m.state_dict.pt"] != "old m.state_dict.pt" {
 		t.Errorf("earlier outputs changed: %v", got)
+	}
+}
+
+// snapshot copies dir, hidden files included, into a new folder, with the
+// journal's paths moved along, as if a process publishing into dir had
+// been killed at this point.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	snap := t.TempDir()
+	for name, content := range contents(t, dir) {
+		if strings.Contains(name, ".journal-") {
+			content = strings.ReplaceAll(content, dir, snap)
+		}
+		writeFile(t, filepath.Join(snap, name), content)
+	}
+	return snap
+}
+
+func TestRecoverRollsBackAPublishKilledAtAnyStep(t *testing.T) {
+	t.Cleanup(func() { PublishPause = nil })
+	for _, old := range []bool{false, true} {
+		dir, moves := outputs(t, old)
+		want := map[string]string{}
+		if old {
+			for name, content := range contents(t, dir) {
+				if !strings.HasPrefix(name, ".") {
+					want[name] = content
+				}
+			}
+		}
+		var snaps []string
+		PublishPause = func() { snaps = append(snaps, snapshot(t, dir)) }
+		if err := publish(moves); err != nil {
+			t.Fatal(err)
+		}
+		if len(snaps) != 2*len(moves)+1 {
+			t.Fatalf("%d pauses, want %d", len(snaps), 2*len(moves)+1)
+		}
+		for step, snap := range snaps {
+			if err := Recover(config.Model{Output: filepath.Join(snap, "m.pt")}); err != nil {
+				t.Errorf("earlier outputs %v, killed at step %d: %v", old, step, err)
+			}
+			if got := contents(t, snap); !maps.Equal(got, want) {
+				t.Errorf("earlier outputs %v, killed at step %d: recovered to %v, want %v", old, step, got, want)
+			}
+		}
+	}
+}
+
+func TestRecoverStaleLeavesALivePublishAlone(t *testing.T) {
+	dir, moves := outputs(t, true)
+	entries := []entry{{Tmp: moves[0].tmp, Dst: moves[0].dst, Old: tempName(moves[0].dst, "old")}}
+	if err := os.Link(moves[0].dst, entries[0].Old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moves[0].tmp, moves[0].dst); err != nil {
+		t.Fatal(err)
+	}
+	held, err := writeJournal(tempName(filepath.Join(dir, "m.report.json"), "journal"), entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := contents(t, dir)
+	m := config.Model{Output: filepath.Join(dir, "m.pt")}
+	if err := RecoverStale(m); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, dir); !maps.Equal(got, before) {
+		t.Errorf("a publish under way was touched: %v, was %v", got, before)
+	}
+	held.Close() // the publisher died
+	if err := RecoverStale(m); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, dir)["m.pt"]; got != "old m.pt" {
+		t.Errorf("m.pt is %q after recovery, want the previous version", got)
 	}
 }

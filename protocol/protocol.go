@@ -22,7 +22,7 @@
 // Only one model is under way at a time. SIGINT or SIGTERM interrupts the
 // model under way (its result says so) and the worker then exits. If fd 3
 // reaches its end while a model is under way, the supervisor is gone and
-// the worker exits at once. A worker that dies without a result crashed;
+// the worker exits at once, once a publish under way has ended. A worker that dies without a result crashed;
 // the supervisor learns how from its exit status and its last output.
 package protocol
 
@@ -43,6 +43,15 @@ import (
 const (
 	RequestFD = 3
 	MessageFD = 4
+)
+
+// TempPrefix begins the name of each worker's TMPDIR, which holds a lock
+// file (TempLock) as long as the worker or its supervisor lives: a
+// worker whose supervisor is gone removes its own, and a supervisor starting
+// removes those whose lock no one holds.
+const (
+	TempPrefix = "onnx2pt-worker-"
+	TempLock   = ".lock"
 )
 
 // Message types.

@@ -317,11 +317,17 @@ func Read(path string) (*Report, error) {
 // Write writes r as indented JSON to path, atomically: readers see the old
 // file or the new one, never a part.
 func Write(path string, r *Report) error {
-	data, err := json.MarshalIndent(r, "", "  ")
+	data, err := Marshal(r)
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(data, '\n'))
+	return WriteFileAtomic(path, data)
+}
+
+// Marshal is a report as Write writes it.
+func Marshal(r *Report) ([]byte, error) {
+	data, err := json.MarshalIndent(r, "", "  ")
+	return append(data, '\n'), err
 }
 
 // WriteFileAtomic writes data to a temporary file beside path and renames

@@ -44,9 +44,13 @@ type worker struct {
 
 // startWorker starts a worker and waits until its interpreter is warm.
 func startWorker(ctx context.Context, opts Options) (*worker, error) {
-	tmp, err := os.MkdirTemp("", "onnx2pt-worker-")
+	tmp, lock, err := newWorkerTemp()
 	if err != nil {
 		return nil, err
+	}
+	removeTemp := func() {
+		lock.Close()
+		os.RemoveAll(tmp)
 	}
 	w := &worker{cmd: opts.Command(), tail: newTail(), tmp: tmp,
 		msgs: make(chan protocol.Message, 64), done: make(chan struct{})}
@@ -65,31 +69,32 @@ func startWorker(ctx context.Context, opts Options) (*worker, error) {
 	cmd.WaitDelay = time.Second
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
-		os.RemoveAll(tmp)
+		removeTemp()
 		return nil, err
 	}
 	msgR, msgW, err := os.Pipe()
 	if err != nil {
 		reqR.Close()
 		reqW.Close()
-		os.RemoveAll(tmp)
+		removeTemp()
 		return nil, err
 	}
-	cmd.ExtraFiles = []*os.File{reqR, msgW} // fds 3 and 4
+	// fds 3 and 4, and 5: the TMPDIR's lock, held while the worker lives.
+	cmd.ExtraFiles = []*os.File{reqR, msgW, lock}
 	err = cmd.Start()
 	reqR.Close()
 	msgW.Close()
 	if err != nil {
 		reqW.Close()
 		msgR.Close()
-		os.RemoveAll(tmp)
+		removeTemp()
 		return nil, err
 	}
 	w.req, w.send = reqW, protocol.NewWriter(reqW)
 	go w.read(msgR)
 	go func() {
 		w.err = cmd.Wait()
-		os.RemoveAll(tmp)
+		removeTemp()
 		close(w.done)
 	}()
 
@@ -144,6 +149,12 @@ func (w *worker) read(r io.ReadCloser) {
 
 func (w *worker) pid() int { return w.cmd.Process.Pid }
 
+// publishLimit is how long a worker that is publishing a model (renaming
+// its verified files into place) is given to finish before an interrupt or
+// a timeout kills it: a publish cut short is rolled back, which costs the
+// finished conversion.
+const publishLimit = time.Minute
+
 // convert has the worker convert task i and returns its outcome, and
 // whether the worker can take another model.
 func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Outcome, healthy bool) {
@@ -161,6 +172,7 @@ func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Ou
 		timeout = timer.C
 	}
 	stage := ""
+	extended := false // a publish under way was given publishLimit to finish
 	interrupted := ctx.Done()
 	for {
 		select {
@@ -171,6 +183,7 @@ func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Ou
 				if !w.wait(time.Second) {
 					w.kill()
 				}
+				s.recover(i)
 				if grace != nil {
 					return s.interrupted(i, o), false
 				}
@@ -181,7 +194,6 @@ func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Ou
 					o.Reason += " during " + stage
 				}
 				o.LastLines = w.tail.last(10)
-				convert.RemoveTemps(t.Model)
 				o.Report = s.writeFailedReport(i, o, start)
 				return o, false
 			}
@@ -191,22 +203,20 @@ func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Ou
 			case m.Type == protocol.TypeStage && m.Stage != nil:
 				stage = m.Stage.Stage
 			case m.Type == protocol.TypeResult && m.Result != nil:
-				w.models++
-				w.rss = m.Result.RSSBytes
-				o.PeakRSSBytes = m.Result.PeakRSSBytes
-				if e := m.Result.Error; e != nil && e.Interrupted {
-					return s.interrupted(i, o), false
-				}
-				if e := m.Result.Error; e != nil && e.Detail != "" {
-					// The traceback the error line points --verbose at.
-					s.ev.Log(i, protocol.Log{ID: m.Result.ID, Level: "debug", Message: "Python traceback:\n" + e.Detail})
-				}
-				fillFromResult(&o, m.Result)
-				return o, true
+				return s.result(i, w, o, m.Result, grace != nil)
 			}
 		case <-timeout:
-			w.kill()
-			convert.RemoveTemps(t.Model)
+			if stage == convert.StagePublish && !extended {
+				// Verified and being put in place: let it finish.
+				extended, timeout = true, time.After(publishLimit)
+				continue
+			}
+			// A result may have come with the timeout: it wins, the
+			// model is converted.
+			if res := w.killForResult(); res != nil {
+				return s.result(i, w, o, res, grace != nil)
+			}
+			s.recover(i)
 			o.Result, o.Stage = report.ResultTimedOut, stage
 			o.Reason = fmt.Sprintf("no result after %s; the worker was killed", s.opts.Timeout)
 			if stage != "" {
@@ -217,14 +227,55 @@ func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Ou
 			return o, false
 		case <-interrupted:
 			// Ask the worker to stop the model; kill it if it cannot
-			// within the grace period (a long native call).
+			// within the grace period (a long native call), unless it is
+			// publishing, which ends soon and must not be cut.
 			interrupted = nil
 			w.cmd.Process.Signal(os.Interrupt)
 			grace = time.After(s.opts.Grace)
 		case <-grace:
-			w.kill()
+			if stage == convert.StagePublish && !extended {
+				extended, grace = true, time.After(publishLimit)
+				continue
+			}
+			if res := w.killForResult(); res != nil {
+				return s.result(i, w, o, res, true)
+			}
+			s.recover(i)
 			return s.interrupted(i, o), false
 		}
+	}
+}
+
+// result is the outcome of task i from its worker's result; stopping says
+// whether the supervisor asked the worker to stop.
+func (s *supervisor) result(i int, w *worker, o report.Outcome, r *protocol.Result, stopping bool) (report.Outcome, bool) {
+	w.models++
+	w.rss = r.RSSBytes
+	o.PeakRSSBytes = r.PeakRSSBytes
+	if e := r.Error; e != nil && e.Interrupted {
+		if stopping {
+			return s.interrupted(i, o), false
+		}
+		// Someone else signalled the worker: the model did not finish
+		// for a reason the batch did not choose, which is a failure.
+		o.Result, o.Stage = report.ResultFailed, e.Stage
+		o.Reason = o.Input + ": the worker was stopped by a SIGINT or SIGTERM that onnx2pt did not send; nothing was written"
+		o.Report = s.writeFailedReport(i, o, time.Now())
+		return o, false
+	}
+	if e := r.Error; e != nil && e.Detail != "" {
+		// The traceback the error line points --verbose at.
+		s.ev.Log(i, protocol.Log{ID: r.ID, Level: "debug", Message: "Python traceback:\n" + e.Detail})
+	}
+	fillFromResult(&o, r)
+	return o, !w.exited()
+}
+
+// recover puts task i's outputs back in a whole state after its worker
+// was killed or died.
+func (s *supervisor) recover(i int) {
+	if err := convert.Recover(s.tasks[i].Model); err != nil {
+		s.opts.Log.Warnf("Cleaning up after %s: %v", s.tasks[i].Model.Input, err)
 	}
 }
 
@@ -258,7 +309,6 @@ func oneLineOf(o report.Outcome) string {
 
 // interrupted is the outcome of a model an interrupt stopped.
 func (s *supervisor) interrupted(i int, o report.Outcome) report.Outcome {
-	convert.RemoveTemps(s.tasks[i].Model)
 	o.Result, o.Reason = report.ResultNotRun, "interrupted"
 	return o
 }
@@ -284,6 +334,23 @@ func (w *worker) kill() {
 	w.req.Close()
 	<-w.done
 	w.drain()
+}
+
+// killForResult kills the worker and returns the result it sent before it
+// died, if one was still in the pipe.
+func (w *worker) killForResult() *protocol.Result {
+	if !w.exited() {
+		syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	w.req.Close()
+	<-w.done
+	var res *protocol.Result
+	for m := range w.msgs {
+		if m.Type == protocol.TypeResult && m.Result != nil {
+			res = m.Result
+		}
+	}
+	return res
 }
 
 // close lets an idle worker exit on its own (the end of its requests),

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -72,7 +75,13 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, open Opener) error 
 			if err != nil {
 				if w.busy() {
 					cancel()
-					time.AfterFunc(orphanGrace, func() { os.Exit(1) })
+					time.AfterFunc(orphanGrace, func() {
+						convert.HoldPublishing()
+						RemoveOwnTemp()
+						// With whatever it started (it leads its group).
+						syscall.Kill(-os.Getpid(), syscall.SIGKILL)
+						os.Exit(1)
+					})
 				}
 				return
 			}
@@ -99,6 +108,16 @@ func Serve(ctx context.Context, in io.Reader, out io.Writer, open Opener) error 
 		if ctx.Err() != nil || modelCtx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// RemoveOwnTemp removes the worker's TMPDIR, when it is the one a
+// supervisor made for it: for a worker whose supervisor is gone and will
+// not remove it.
+func RemoveOwnTemp() {
+	dir := os.Getenv("TMPDIR")
+	if strings.HasPrefix(filepath.Base(dir), protocol.TempPrefix) {
+		os.RemoveAll(dir)
 	}
 }
 

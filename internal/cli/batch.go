@@ -53,10 +53,17 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 		return err
 	}
 
+	if n := supervisor.SweepWorkerTemps(); n > 0 {
+		a.log.Debugf("Removed %d temporary folders of workers that were killed", n)
+	}
 	outcomes := make([]report.Outcome, len(models))
 	var tasks []supervisor.Task
 	var taskIndex []int // tasks[k] is models[taskIndex[k]]
 	for i, m := range models {
+		// A run killed while it published m is rolled back first.
+		if err := convert.RecoverStale(m); err != nil {
+			a.log.WithField("model", m.Input).Warnf("Cleaning up after an earlier run: %v", err)
+		}
 		if !force && a.upToDate(cfg.Job(m), env.ID) {
 			outcomes[i] = report.Outcome{Input: m.Input, Output: m.Output, Result: report.ResultUpToDate, Report: m.Paths().Report}
 			continue
@@ -98,7 +105,7 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 	case runErr != nil: // before any worker started
 		return runErr
 	case ctx.Err() != nil:
-		return withCode(exitInterrupted, errors.New("interrupted; models under way were stopped and nothing of theirs was written"))
+		return withCode(exitInterrupted, interruptedError(outcomes))
 	}
 	if err := batchError(outcomes); err != nil {
 		return err
@@ -203,6 +210,23 @@ func batchError(outcomes []report.Outcome) error {
 		msg += ": " + oneLine(failed[0])
 	}
 	return withCode(exitFailed, errors.New(msg))
+}
+
+// interruptedError says what an interrupted batch did: the models that
+// finished (one may finish publishing after the interrupt) are whole, the
+// others wrote nothing.
+func interruptedError(outcomes []report.Outcome) error {
+	converted := 0
+	for _, o := range outcomes {
+		if o.Result == report.ResultConverted {
+			converted++
+		}
+	}
+	if converted == 0 {
+		return errors.New("interrupted; models under way were stopped and nothing of theirs was written")
+	}
+	return fmt.Errorf("interrupted after %d of %d models were converted; models under way were stopped and nothing of theirs was written",
+		converted, len(outcomes))
 }
 
 // oneLine says what happened to a model that did not convert.

@@ -6,6 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"github.com/onnx2pt/onnx2pt/convert"
 )
 
 // testHooks names a Python module that workers import after warming up,
@@ -18,4 +21,13 @@ func testHooks() (dir, module string) {
 		return "", ""
 	}
 	return filepath.Dir(file), strings.TrimSuffix(filepath.Base(file), ".py")
+}
+
+// ONNX2PT_TEST_PUBLISH_PAUSE (a duration) slows each step of publishing
+// down, standing in for a slow fsync on network storage, so that the tests
+// can interrupt a publish midway.
+func init() {
+	if d, err := time.ParseDuration(os.Getenv("ONNX2PT_TEST_PUBLISH_PAUSE")); err == nil {
+		convert.PublishPause = func() { time.Sleep(d) }
+	}
 }

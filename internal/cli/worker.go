@@ -32,7 +32,10 @@ func (a *app) workerCommand() *cobra.Command {
 			}
 			in := os.NewFile(protocol.RequestFD, "requests")
 			out := os.NewFile(protocol.MessageFD, "messages")
-			return worker.Serve(cmd.Context(), in, out, openWorkerSession)
+			err := worker.Serve(cmd.Context(), in, out, openWorkerSession)
+			// The supervisor removes it too, unless it is gone.
+			worker.RemoveOwnTemp()
+			return err
 		},
 	}
 }
