@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/onnx2pt/onnx2pt/config"
+	"github.com/onnx2pt/onnx2pt/convert"
 	"github.com/onnx2pt/onnx2pt/protocol"
 	"github.com/onnx2pt/onnx2pt/report"
 	workerside "github.com/onnx2pt/onnx2pt/worker"
@@ -46,11 +47,16 @@ func signalContext() (context.Context, context.CancelFunc) {
 
 // fake converts by the model's name: "ok*" converts, "fail*" fails, "abort*"
 // kills its process with SIGABRT, "hang*" never returns, "slow*" takes a
-// second unless interrupted.
-type fake struct{ log logrus.FieldLogger }
+// second unless interrupted, "publish*" spends 1.5 s publishing, which
+// nothing interrupts, after "wait" milliseconds (publish-wait2500), and
+// "sigterm*" is sent SIGTERM from outside and then is like slow.
+type fake struct {
+	log     logrus.FieldLogger
+	onStage func(string)
+}
 
 func openFake(ctx context.Context, _ protocol.Start, log logrus.FieldLogger, onStage func(string)) (workerside.Converter, map[string]string, error) {
-	return fake{log}, map[string]string{"fake": "1"}, nil
+	return fake{log, onStage}, map[string]string{"fake": "1"}, nil
 }
 
 func (f fake) Convert(ctx context.Context, j config.Job) (*report.Report, error) {
@@ -65,6 +71,16 @@ func (f fake) Convert(ctx context.Context, j config.Job) (*report.Report, error)
 	case strings.HasPrefix(m.Input, "hang"):
 		// Not interruptible, like a long native call.
 		time.Sleep(time.Hour)
+	case strings.HasPrefix(m.Input, "publish"):
+		var wait int
+		fmt.Sscanf(strings.TrimPrefix(m.Input, "publish-wait"), "%d", &wait)
+		time.Sleep(time.Duration(wait) * time.Millisecond)
+		f.onStage(convert.StagePublish)
+		time.Sleep(1500 * time.Millisecond)
+	case strings.HasPrefix(m.Input, "sigterm"):
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		<-ctx.Done()
+		return nil, ctx.Err()
 	case strings.HasPrefix(m.Input, "slow"):
 		select {
 		case <-ctx.Done():
@@ -214,6 +230,66 @@ func TestInterruptStopsWorkersWithinTheGrace(t *testing.T) {
 				t.Errorf("results %v, want not run", results(out))
 			}
 		})
+	}
+}
+
+func TestAPublishUnderWayIsNotCut(t *testing.T) {
+	t.Run("interrupt", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		ev := newEvents()
+		opts := fakeOptions(1)
+		go func() {
+			for {
+				ev.mu.Lock()
+				n := len(ev.logs[0])
+				ev.mu.Unlock()
+				if n > 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(100 * time.Millisecond) // publishing: longer than the grace
+			cancel()
+		}()
+		out, _ := Run(ctx, opts, tasks("publish", "ok"), ev)
+		want := []report.Result{report.ResultConverted, report.ResultNotRun}
+		if fmt.Sprint(results(out)) != fmt.Sprint(want) {
+			t.Errorf("results %v (%s), want %v", results(out), out[0].Reason, want)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		opts := fakeOptions(1)
+		opts.Timeout = 2 * time.Second // lands 0.5 s into the publish
+		out, _ := Run(context.Background(), opts, tasks("publish-wait1500"), newEvents())
+		if out[0].Result != report.ResultConverted {
+			t.Errorf("result %v (%s), want converted", out[0].Result, out[0].Reason)
+		}
+	})
+}
+
+func TestASignalFromOutsideIsAFailure(t *testing.T) {
+	opts := fakeOptions(1)
+	out, _ := Run(context.Background(), opts, tasks("sigterm", "ok"), newEvents())
+	want := []report.Result{report.ResultFailed, report.ResultConverted}
+	if fmt.Sprint(results(out)) != fmt.Sprint(want) {
+		t.Fatalf("results %v, want %v", results(out), want)
+	}
+	if !strings.Contains(out[0].Reason, "did not send") {
+		t.Errorf("reason %q", out[0].Reason)
+	}
+}
+
+func TestAResultThatCameWithTheTimeoutWins(t *testing.T) {
+	w, err := startWorker(context.Background(), fakeOptions(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.send.Send(protocol.Message{Type: protocol.TypeConvert, Convert: &protocol.Convert{ID: 7, Job: tasks("ok")[0]}})
+	// The result is in the pipe, unread, when the timeout kills the worker.
+	time.Sleep(500 * time.Millisecond)
+	res := w.killForResult()
+	if res == nil || res.ID != 7 || res.Error != nil {
+		t.Fatalf("result %+v, want model 7's", res)
 	}
 }
 
