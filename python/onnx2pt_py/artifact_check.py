@@ -6,9 +6,11 @@ else, so an artifact that needs them fails here instead of on its user's
 machine. It serves requests one per line on stdin, each the path of a JSON
 file naming the artifact, its format, and .npz files of inputs; the outputs
 go to .npz files beside them, and one JSON line on stdout answers each
-request. Nothing here unpickles: .npz files are read with
-allow_pickle=False, TorchScript and torch.export archives with their own
-loaders.
+request. .npz files are read with allow_pickle=False; TorchScript and
+torch.export archives with their own loaders (torch.export's unpickles), so
+an artifact is read once, and loaded from those bytes only if they hash to
+the sha256 the request gives (what the parent wrote): the file could be
+swapped between a hash and a second read.
 """
 
 import sys
@@ -18,17 +20,20 @@ BLOCKED = ("onnx2torch", "onnx2pt_py")
 for _name in BLOCKED:
     sys.modules[_name] = None
 
+import hashlib  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def load(fmt, path):
+def load(fmt, f):
+    """The artifact from f, a path or a binary file object."""
     if fmt == "torchscript":
-        return torch.jit.load(path, map_location="cpu").eval()
+        return torch.jit.load(f, map_location="cpu").eval()
     if fmt == "exported":
-        return torch.export.load(path).module()
+        return torch.export.load(f).module()
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -50,11 +55,18 @@ def cause(error):
 
 
 def check(request_path):
-    """Answer one request: {"error": None} or {"error": reason}."""
+    """Answer one request: {"error": None}, {"error": reason}, or
+    {"error": reason, "changed": True} when the file does not hash to the
+    request's sha256 (it is then not loaded)."""
     with open(request_path) as f:
         req = json.load(f)
     try:
-        model = load(req["format"], req["path"])
+        with open(req["path"], "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != req["sha256"]:
+            return {"error": "the file changed after it was written; refusing to load it", "changed": True}
+        model = load(req["format"], io.BytesIO(data))
+        del data
         for probe in req["probes"]:
             with np.load(probe["inputs"], allow_pickle=False) as data:
                 inputs = [torch.from_numpy(data[f"arr_{i}"]) for i in range(len(data.files))]

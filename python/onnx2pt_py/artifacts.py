@@ -7,6 +7,8 @@ every probe batch size and at one that tracing or exporting never saw: a
 trace that baked its example's batch size into a Reshape fails there.
 """
 
+import hashlib
+import io
 import json
 import os
 import subprocess
@@ -40,11 +42,14 @@ def unseen_batch(batch_sizes):
 
 def write(fmt, model, example, specs, path, metadata):
     """Write model as fmt to path, traced or exported at the example inputs
-    (after exportable.make_exportable)."""
+    (after exportable.make_exportable). Returns the sha256 of the bytes
+    written, hashed before they reach the file: check loads the artifact only
+    if the file still holds them."""
     import torch
 
     extra = {"onnx2pt.json": json.dumps(metadata)}
     inputs = tuple(torch.from_numpy(np.asarray(x)) for x in example)
+    buffer = io.BytesIO()
     if fmt == "torchscript":
         with torch.no_grad(), warnings.catch_warnings():
             # TorchScript is deprecated in favour of torch.export; it is still
@@ -55,12 +60,17 @@ def write(fmt, model, example, specs, path, metadata):
             # batch size the trace never saw, which warnings only guess at.
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             traced = torch.jit.trace(model, inputs, check_trace=False)
-            torch.jit.save(traced, path, _extra_files=extra)
+            torch.jit.save(traced, buffer, _extra_files=extra)
     elif fmt == "exported":
         program = torch.export.export(model, inputs, dynamic_shapes=dynamic_shapes(specs), strict=False)
-        torch.export.save(program, path, extra_files=extra)
+        torch.export.save(program, buffer, extra_files=extra)
     else:
         raise ValueError(f"unknown artifact format {fmt!r}")
+    data = buffer.getbuffer()
+    sha256 = hashlib.sha256(data).hexdigest()
+    with open(path, "wb") as f:
+        f.write(data)
+    return sha256
 
 
 def dynamic_shapes(specs):
@@ -87,9 +97,11 @@ def identifier(name):
     return out if out and not out[0].isdigit() else "d_" + out
 
 
-def check(fmt, path, probe_inputs):
+def check(fmt, path, probe_inputs, sha256):
     """Run the artifact in the checker (onnx2torch blocked) on each probe's
-    inputs: (outputs per probe, None) or (None, the reason)."""
+    inputs: (outputs per probe, None) or (None, the reason). The checker reads
+    the file once and loads those bytes only if they hash to sha256 (what
+    write wrote): loading runs code from the file."""
     with tempfile.TemporaryDirectory(prefix="onnx2pt-artifact-") as tmp:
         probes = []
         for i, inputs in enumerate(probe_inputs):
@@ -98,10 +110,12 @@ def check(fmt, path, probe_inputs):
             probes.append(probe)
         request = os.path.join(tmp, "request.json")
         with open(request, "w") as f:
-            json.dump({"format": fmt, "path": os.path.abspath(path), "probes": probes}, f)
+            json.dump({"format": fmt, "path": os.path.abspath(path), "sha256": sha256, "probes": probes}, f)
         answer, error = Checker.get().ask(request)
         if error:
             return None, error
+        if answer.get("changed"):
+            return None, f"{path} changed after it was written; refusing to load it"
         if answer.get("error"):
             return None, f"running it with torch alone: {answer['error']}"
         outputs = []

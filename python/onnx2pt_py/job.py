@@ -6,6 +6,7 @@ torch module, the probe tensors) stay here between steps.
 """
 
 import importlib.metadata
+import io
 import os
 import platform
 
@@ -57,6 +58,7 @@ class ConversionJob:
         # Absolute paths: steps that read external tensors run in the model's
         # folder (model_info.in_folder).
         self.abspath = os.path.abspath(path)
+        self.folder = model_info.folder_of(path)  # where its external data is
         self.int_bounds = dict(int_bounds or {})  # beats what the graph shows
         self.always_locate = bool(locate)
         self.atol, self.rtol = float(atol), float(rtol)
@@ -109,7 +111,7 @@ class ConversionJob:
         if result["passes"]:
             names = [o["name"] for o in self.info["outputs"]]
             try:
-                session = parity.onnxruntime_session(self.normalised, self.optimize)
+                session = parity.onnxruntime_session(self.normalised, self.optimize, self.folder)
                 actual = [session.run(None, self.feed(inputs)) for _, inputs in self.probes()]
             except Exception as e:
                 raise UserError(f"{self.path}: onnxruntime cannot run the normalised graph: {first_line(e)}") from e
@@ -177,11 +179,11 @@ class ConversionJob:
         import torch
 
         state_dict = self.torch_model.state_dict()
-        torch.save({"model": self.torch_model, "state_dict": state_dict, "metadata": metadata}, path)
-        saved = {"sha256": model_info.sha256_file(path)}
+        checkpoint = {"model": self.torch_model, "state_dict": state_dict, "metadata": metadata}
+        # Hashed as written: verify loads only the bytes that hash to this.
+        saved = {"sha256": model_info.write_hashed(path, lambda f: torch.save(checkpoint, f))}
         if state_dict_path:
-            torch.save(state_dict, state_dict_path)
-            saved["state_dict_sha256"] = model_info.sha256_file(state_dict_path)
+            saved["state_dict_sha256"] = model_info.write_hashed(state_dict_path, lambda f: torch.save(state_dict, f))
         return saved
 
     def verify(self, path, sha256):
@@ -189,10 +191,12 @@ class ConversionJob:
         ones: the user's, or onnxruntime's on the original model."""
         import torch
 
-        # Unpickling runs code from the file: only load what this run wrote.
-        if model_info.sha256_file(path) != sha256:
-            raise UserError(f"{path} changed after it was written; refusing to load it")
-        reloaded = torch.load(path, weights_only=False)["model"].eval()
+        # Unpickling runs code from the file: only load what this run wrote,
+        # from the very bytes that were hashed (the path could be swapped
+        # between a hash and a second read).
+        data = model_info.read_hashed(path, sha256)
+        reloaded = torch.load(io.BytesIO(data), weights_only=False)["model"].eval()
+        del data
         actual = [self.run_torch(reloaded, inputs) for _, inputs in self.probes()]
         names = [o["name"] for o in self.info["outputs"]]
         stats = parity.compare_all(names, self.expected(), actual, self.atol, self.rtol)
@@ -240,15 +244,16 @@ class ConversionJob:
                 self._rewrites[name] = self._rewrites.get(name, 0) + count
             result["rewrites"] = dict(self._rewrites)
             with self.in_folder():
-                artifacts_mod.write(fmt, self.torch_model, example, self.info["inputs"], path, metadata)
+                sha256 = artifacts_mod.write(fmt, self.torch_model, example, self.info["inputs"], path, metadata)
         except Exception as e:
             result["error"] = f"{'tracing' if fmt == 'torchscript' else 'exporting'} failed: {first_line(e)}"
             result["node"] = artifacts_mod.failing_node(self.torch_model, e)
             return result
-        result["sha256"] = model_info.sha256_file(path)
+        result["sha256"] = sha256
         result["batches"] = list(dict.fromkeys(b or 0 for b, _ in checks))  # the edge probe repeats one
         try:
-            actual, error = artifacts_mod.check(fmt, path, [inputs for _, inputs in checks])
+            # The checker loads the artifact only if its bytes hash to sha256.
+            actual, error = artifacts_mod.check(fmt, path, [inputs for _, inputs in checks], sha256)
             if error:
                 result["error"] = error
                 return result
@@ -283,7 +288,14 @@ class ConversionJob:
         _, inputs = self.probes()[0]
         with self.in_folder():
             return locate.locate(
-                self.normalised, model, self.outputs_of, self.feed(inputs), self.atol, self.rtol, self.optimize
+                self.normalised,
+                model,
+                self.outputs_of,
+                self.feed(inputs),
+                self.atol,
+                self.rtol,
+                self.optimize,
+                self.folder,
             )
 
     def probes(self):
@@ -294,9 +306,7 @@ class ConversionJob:
 
     def expected(self):
         """The expected outputs of each probe, computed once: the user's, or
-        onnxruntime's on the original file (by path: serialising in memory
-        stops at protobuf's 2 GiB, and onnxruntime reads external data
-        beside the file itself)."""
+        onnxruntime's on the original model (expected_for)."""
         if self._expected is None:
             self._draw()
         return self._expected
@@ -378,10 +388,17 @@ class ConversionJob:
         return probes.make_inputs(specs, batch, self.dims, seed, self._bounds, kind, positive, edge)
 
     def expected_for(self, probe_inputs):
-        """onnxruntime's outputs on the original model for each probe's inputs."""
+        """onnxruntime's outputs on the original model for each probe's inputs:
+        by path, where the model is one file (serialising a large one in
+        memory would copy it, and stops at protobuf's 2 GiB); with external
+        data, the model as loaded, its small tensors read in and its large
+        ones left in their files (parity.onnxruntime_session): onnxruntime
+        given the path cannot infer shapes that need an external tensor's
+        values, such as a Reshape's target."""
         if self._session is None:
+            model = self.onnx_model if self.info["external_data"] else self.abspath
             try:
-                self._session = parity.onnxruntime_session(self.abspath, self.optimize)
+                self._session = parity.onnxruntime_session(model, self.optimize, self.folder)
             except Exception as e:
                 raise UserError(f"{self.path}: onnxruntime cannot run the model: {first_line(e)}") from e
         try:

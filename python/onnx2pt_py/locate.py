@@ -47,9 +47,10 @@ def torch_intermediates(torch_model, outputs_of, inputs):
     return values
 
 
-def onnxruntime_intermediates(model, feed, names, optimize=True):
+def onnxruntime_intermediates(model, feed, names, optimize=True, folder=None):
     """ONNX value name -> array for the named values onnxruntime can expose
-    (those whose type shape inference knows)."""
+    (those whose type shape inference knows). folder: where the model's
+    external data is (parity.onnxruntime_session)."""
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -61,18 +62,18 @@ def onnxruntime_intermediates(model, feed, names, optimize=True):
     for name in wanted:
         if name not in present:
             exposed.graph.output.append(typed[name])
-    session = parity.onnxruntime_session(exposed, optimize)
+    session = parity.onnxruntime_session(exposed, optimize, folder)
     out_names = [o.name for o in session.get_outputs()]
     return dict(zip(out_names, session.run(None, feed)))
 
 
-def locate(model, torch_model, outputs_of, feed, atol, rtol, optimize=True):
+def locate(model, torch_model, outputs_of, feed, atol, rtol, optimize=True, folder=None):
     """The first node, in graph order, whose output differs beyond tolerance:
     {"node", "op", "output", "max_abs_diff", "max_rel_diff", "compared"};
-    None when every node that could be compared agrees. optimize: as
-    parity.onnxruntime_session's."""
+    None when every node that could be compared agrees. optimize and
+    folder: as parity.onnxruntime_session's."""
     ours = torch_intermediates(torch_model, outputs_of, list(feed.values()))
-    theirs = onnxruntime_intermediates(model, feed, list(ours), optimize)
+    theirs = onnxruntime_intermediates(model, feed, list(ours), optimize, folder)
     compared = 0
     for index, node in enumerate(model.graph.node):
         for name in node.output:

@@ -20,6 +20,48 @@ def sha256_file(path):
     return h.hexdigest()
 
 
+def write_hashed(path, write):
+    """Create path with write(f) and return the sha256 of the bytes written,
+    hashed on their way to the file: hashing the file afterwards would vouch
+    for whatever someone who can write its folder put there meanwhile."""
+    writer = _HashingWriter(path)
+    try:
+        write(writer)
+    finally:
+        writer.close()
+    return writer.sha256.hexdigest()
+
+
+class _HashingWriter:
+    """A file opened for writing that hashes what goes through it (write and
+    flush, all torch.save needs of a file object)."""
+
+    def __init__(self, path):
+        self.file = open(path, "wb")
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data):
+        self.sha256.update(data)
+        return self.file.write(data)
+
+    def flush(self):
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+def read_hashed(path, sha256):
+    """The file's bytes, read once, if they hash to sha256 (what this run
+    wrote): whoever loads the file loads these bytes, not the path again,
+    which could be swapped in between (unpickling runs code)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise UserError(f"{path} changed after it was written; refusing to load it")
+    return data
+
+
 # Ops onnxruntime defines in the ONNX domain itself, beyond ONNX's schemas
 # (its transformer optimizer writes them), with the opset from which ONNX
 # has a schema of its own (None: never). The checker knows neither.
@@ -48,14 +90,80 @@ def checkable(model):
     return copy
 
 
+# External tensors of up to INLINE_TENSOR_BYTES are read into the model
+# when it is loaded, smallest first while they total no more than
+# INLINE_TOTAL_BYTES: shape inference (onnx's, which onnx2torch and the
+# passes run, and onnxruntime's) needs the values of shape-like inputs (a
+# Reshape's or Expand's shape, Tile's repeats, Slice's bounds, Pad's pads,
+# Resize's sizes, reduction axes...), which it does not read from files, and
+# these are always small. Larger tensors (weights) stay in their files, so
+# that the ModelProto stays far below protobuf's 2 GiB.
+INLINE_TENSOR_BYTES = 1 << 20
+INLINE_TOTAL_BYTES = 1 << 28
+
+
+def has_external_data(model):
+    return any(external_data_helper.uses_external_data(t) for t in external_data_helper._get_all_tensors(model))
+
+
+def small_external_tensors(model):
+    """The external tensors of model to read in, smallest first: each of up
+    to INLINE_TENSOR_BYTES, together no more than INLINE_TOTAL_BYTES."""
+    small = []
+    for tensor in external_data_helper._get_all_tensors(model):
+        if external_data_helper.uses_external_data(tensor):
+            size = external_size(tensor)
+            if size <= INLINE_TENSOR_BYTES:
+                small.append((size, tensor))
+    small.sort(key=lambda st: st[0])
+    total = 0
+    for i, (size, _) in enumerate(small):
+        total += size
+        if total > INLINE_TOTAL_BYTES:
+            small = small[:i]
+            break
+    return [tensor for _, tensor in small]
+
+
+def inline_small_tensors(model, folder):
+    """Read model's small_external_tensors from their files under folder
+    into the model itself, in place. Returns how many were read in."""
+    tensors = small_external_tensors(model)
+    for tensor in tensors:
+        external_data_helper.load_external_data_for_tensor(tensor, folder)
+        tensor.data_location = onnx.TensorProto.DEFAULT
+        del tensor.external_data[:]
+    return len(tensors)
+
+
+def external_size(tensor):
+    """The bytes an external tensor takes in its file: its length entry, or
+    what its type and shape take."""
+    info = external_data_helper.ExternalDataInfo(tensor)
+    if info.length is not None:
+        return int(info.length)
+    try:
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except Exception:  # an unknown type: too large to read in
+        return INLINE_TOTAL_BYTES + 1
+    return math.prod(tensor.dims) * itemsize
+
+
+def folder_of(path):
+    """The real folder of a model file, where its external data is."""
+    return os.path.realpath(os.path.dirname(os.path.abspath(path)))
+
+
 def load_model(path):
     """Load and check an ONNX model, refusing external data outside its folder.
 
     Returns the model and the external data files it references, relative to
-    its folder, in a stable order. External tensors stay in their files:
-    loaded into the ModelProto, a model over protobuf's 2 GiB could not even
-    be measured. Whatever reads them (numpy_helper.to_array, onnx2torch's
-    converters) does so in_folder(path).
+    its folder, in a stable order. Small external tensors are read into the
+    model (INLINE_TENSOR_BYTES); the others stay in their files: loaded into
+    the ModelProto, a model over protobuf's 2 GiB could not even be
+    measured. Whatever reads them (numpy_helper.to_array, onnx2torch's
+    converters) does so in_folder(path); onnxruntime is told the folder
+    (parity.onnxruntime_session).
     """
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
@@ -69,7 +177,7 @@ def load_model(path):
         raise UserError(f"{path}: not an ONNX model (no graph found)")
     # Both sides resolved: a model folder reached through a symlink (macOS's
     # /tmp) is still the folder its data files are in.
-    base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    base = folder_of(path)
     locations = set()
     for tensor in external_data_helper._get_all_tensors(model):
         if not external_data_helper.uses_external_data(tensor):
@@ -90,6 +198,11 @@ def load_model(path):
         onnx.checker.check_model(path if locations else checkable(model))
     except Exception as e:
         raise UserError(f"{path}: invalid ONNX model: {first_line(e)}") from e
+    if locations:
+        try:
+            inline_small_tensors(model, base)
+        except Exception as e:  # a length or offset beyond its file's end
+            raise UserError(f"{path}: cannot read its external data: {first_line(e)}") from e
     return model, sorted(locations)
 
 
@@ -99,7 +212,7 @@ def in_folder(path):
     readers of external tensors look for their files (onnx refuses absolute
     locations). Paths the caller holds must be absolute meanwhile."""
     before = os.getcwd()
-    os.chdir(os.path.realpath(os.path.dirname(os.path.abspath(path))))
+    os.chdir(folder_of(path))
     try:
         yield
     finally:
@@ -108,7 +221,7 @@ def in_folder(path):
 
 def external_files(path, locations):
     """Each external data file with its size and content hash, for fingerprints."""
-    base = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    base = folder_of(path)
     out = []
     for location in locations:
         full = os.path.join(base, location)

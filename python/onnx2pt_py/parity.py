@@ -3,15 +3,26 @@
 import os
 
 import numpy as np
+import onnx
 
+from . import model_info
 from .errors import UserError
 
 
-def onnxruntime_session(model, optimize=True):
+def onnxruntime_session(model, optimize=True, folder=None):
     """An onnxruntime CPU session for a model file path or a ModelProto.
     optimize=False: no graph optimisations, for quantized models, whose
     QDQ patterns onnxruntime otherwise fuses into integer kernels that
-    round differently from the specification by several quantization steps."""
+    round differently from the specification by several quantization steps.
+
+    A path is handed over as it is: onnxruntime given a path cannot infer
+    shapes that need an external tensor's values (a Reshape's shape), so a
+    model with external data comes as its ModelProto, from
+    model_info.load_model, whose small tensors are read in. Its small
+    external tensors, if any are left, are read into a copy; the large ones
+    stay in their files under folder (the current directory by default, as
+    under model_info.in_folder), where onnxruntime is told to read them: the
+    serialised model stays far below protobuf's 2 GiB whatever its weights."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -24,8 +35,22 @@ def onnxruntime_session(model, optimize=True):
     if threads.isdigit() and int(threads) > 0:
         options.intra_op_num_threads = int(threads)
     if not isinstance(model, (str, bytes, os.PathLike)):
+        if model_info.has_external_data(model):
+            folder = os.path.realpath(folder or os.getcwd())
+            if model_info.small_external_tensors(model):
+                copy = onnx.ModelProto()
+                copy.CopyFrom(model)
+                model_info.inline_small_tensors(copy, folder)
+                model = copy
+            if model_info.has_external_data(model):
+                options.add_session_config_entry(EXTERNAL_DATA_FOLDER, folder)
         model = model.SerializeToString()
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+# The session option that tells onnxruntime (1.21 and later) where a model
+# given as bytes has its external data.
+EXTERNAL_DATA_FOLDER = "session.model_external_initializers_file_folder_path"
 
 
 # A slice needs this many elements for its own scale to judge it (fewer,

@@ -1,14 +1,16 @@
 """Probe inputs: random tensors shaped and ranged to fit the model, or the
 user's own data; and the checks of what the model returns for them."""
 
+import math
 import os
 
 import numpy as np
 
 from .errors import UserError
 
-# Inputs larger than this (elements per probe tensor) are refused before any
-# memory is allocated for them; declared shapes in a hostile file can be absurd.
+# Probes whose inputs together hold more elements than this are refused
+# before any memory is allocated for them; declared shapes in a hostile file
+# can be absurd.
 MAX_INPUT_ELEMENTS = 1 << 28
 
 # Integer inputs nothing bounds are drawn from [0, DEFAULT_INT_BOUND).
@@ -85,40 +87,91 @@ def make_inputs(specs, batch, dims, seed, int_bounds=None, kind="normal", positi
     positive (they feed an op defined for positive values alone, see
     positive_inputs), drawn from |N(0, 1)| + 0.1; "positive" draws every
     floating input that way; "uniform" from U(0, 1). edge: then made edge
-    cases (edge_values)."""
+    cases (edge_values). Each input is drawn in its own dtype (half precision
+    through float32), after the sizes of all of them are checked
+    (check_probe_sizes)."""
+    shapes = check_probe_sizes(specs, [batch], dims)[0]
     rng = np.random.default_rng(seed)
     int_bounds = int_bounds or {}
     inputs = []
-    for spec in specs:
-        shape = concrete_shape(spec, batch, dims)
-        if int(np.prod(shape)) > MAX_INPUT_ELEMENTS:
-            raise UserError(
-                f"input {spec['name']!r} would have shape {shape}: too large to probe; set its dimensions in the config"
-            )
+    for spec, shape in zip(specs, shapes):
         dtype = np.dtype(spec["dtype"]) if spec["dtype"] != "unknown" else np.dtype("float32")
         bound = int_bounds.get(spec["name"], DEFAULT_INT_BOUND)
+        if dtype.kind in "iu":
+            bound = min(bound, int(np.iinfo(dtype).max) + 1)  # (a table longer than an int8 index reaches)
         domain = spec["name"] in positive
         if dtype.kind == "f":
+            draw = dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
             if kind == "uniform":
-                x = rng.random(shape)
-            elif kind == "positive" or domain:
-                x = np.abs(rng.standard_normal(shape)) + 0.1
+                x = rng.random(shape, dtype=draw)
             else:
-                x = rng.standard_normal(shape)
-            x = x.astype(dtype)
+                x = rng.standard_normal(shape, dtype=draw)
+                if kind == "positive" or domain:
+                    np.abs(x, out=x)
+                    x += 0.1
+            x = x.astype(dtype, copy=False)
         elif dtype.kind in "iu" and is_mask(spec["name"], shape):
-            inputs.append(padding_mask(shape, rng).astype(dtype))
+            inputs.append(padding_mask(shape, rng, dtype))
             continue  # no edge values: a row of zeros masks every position
         elif dtype.kind in "iu":
-            x = rng.integers(0, bound, size=shape).astype(dtype)
+            x = rng.integers(0, bound, size=shape, dtype=dtype)
         elif dtype.kind == "b":
-            x = np.asarray(rng.random(shape) > 0.5)  # a 0-d array, not a numpy.bool
+            x = rng.integers(0, 2, size=shape, dtype=np.bool_)  # a 0-d array, not a numpy.bool
         else:
             raise UserError(f"input {spec['name']!r} has dtype {dtype}, which cannot be probed")
         if edge:
-            x = edge_values(x, rng, bound, domain or kind != "normal")
+            x = edge_values(x, rng, bound, domain or kind != "normal", copy=False)
         inputs.append(x)
     return inputs
+
+
+def check_probe_sizes(specs, batches, dims):
+    """The input shapes of one probe per batch size in batches (each
+    concrete_shape), after checking that all of them together stay within
+    MAX_INPUT_ELEMENTS; a UserError naming the largest input says which
+    configuration keys set its size."""
+    by_probe = [[concrete_shape(spec, batch, dims) for spec in specs] for batch in batches]
+    total, largest = 0, None
+    for shapes in by_probe:
+        for spec, shape in zip(specs, shapes):
+            if any(d < 0 for d in shape):
+                raise UserError(
+                    f"input {spec['name']!r} would have shape {shape}, with a negative dimension: "
+                    f"{_size_advice(spec, dims)}"
+                )
+            count = math.prod(shape)  # Python ints: no int64 overflow
+            total += count
+            if largest is None or count > largest[0]:
+                largest = (count, spec, shape)
+    if total > MAX_INPUT_ELEMENTS:
+        count, spec, shape = largest
+        together = f"; {total} with the other probe inputs" if total != count else ""
+        raise UserError(
+            f"input {spec['name']!r} would have shape {shape} ({count} elements{together}): too large to probe, "
+            f"over the limit of {MAX_INPUT_ELEMENTS} elements for the inputs together; {_size_advice(spec, dims)}"
+        )
+    return by_probe
+
+
+def _size_advice(spec, dims):
+    """What in the configuration sets the size of an input's dimensions."""
+    declared = spec["shape"] or []
+    names, batch = [], False
+    for i, d in enumerate(declared):
+        if isinstance(d, int) and d > 0:
+            continue
+        if isinstance(d, str) and _sum_terms(d):
+            names += [n for _, n in _sum_terms(d) if n]
+        elif isinstance(d, str) and (i > 0 or d in dims):
+            names.append(d)
+        else:  # the leading dimension, or one without a name: the batch size
+            batch = True
+    parts = ["the batch sizes with verify.batch_sizes"] if batch else []
+    if names:
+        parts.append("the sizes of " + ", ".join(repr(n) for n in dict.fromkeys(names)) + " with verify.dims")
+    if not parts:
+        return f"its shape {declared} is fixed in the model: give the probe's data with data.inputs"
+    return "set " + " and ".join(parts) + ", or give the probe's data with data.inputs"
 
 
 def is_mask(name, shape):
@@ -127,17 +180,17 @@ def is_mask(name, shape):
     return "mask" in name.lower() and len(shape) >= 2
 
 
-def padding_mask(shape, rng):
+def padding_mask(shape, rng, dtype=np.int64):
     """1 then 0 along the last axis (right padding), at least one 1 a row:
     what a tokenizer gives a batch of texts of different lengths. Random
     integers would be no mask (attention kernels read a mask's row sums as
     sequence lengths)."""
     length = shape[-1]
     kept = rng.integers(1, length + 1, size=shape[:-1]) if length else np.zeros(shape[:-1], np.int64)
-    return (np.arange(length) < kept[..., None]).astype(np.int64)
+    return (np.arange(length) < kept[..., None]).astype(dtype)
 
 
-def edge_values(x, rng, bound, domain):
+def edge_values(x, rng, bound, domain, copy=True):
     """x with its first slices along the first axis of size 3 or more (the
     batch, where there is one) made edge cases: all zeros (a padding row,
     an empty image: normalisations divide by a zero norm or variance), one
@@ -145,11 +198,11 @@ def edge_values(x, rng, bound, domain):
     that the mean must cancel exactly), and large magnitudes (LARGE times
     the draw; for integers the largest valid index). Inputs in an op's
     positive domain keep positive values: ones for zeros. Other slices keep
-    their random values."""
+    their random values. copy=False: x itself is changed."""
     axis = next((a for a, n in enumerate(x.shape) if n >= 3), None)
     if axis is None:
         return x
-    x = np.moveaxis(x.copy(), axis, 0)
+    x = np.moveaxis(x.copy() if copy else x, axis, 0)
     if x.dtype.kind == "b":
         x[0], x[1] = False, True
     elif x.dtype.kind in "iu":
@@ -265,8 +318,10 @@ def int_bounds(model):
 
 
 def load_arrays(path, names, what):
-    """Arrays by name from a .npz file or a folder of <name>.npy files,
-    without unpickling anything. Returns them in the order of names."""
+    """Arrays by name from a .npz file, a folder of <name>.npy files, or a
+    single .npy file where one name is looked up (a model's one input or one
+    output), without unpickling anything. Returns them in the order of
+    names."""
     try:
         if os.path.isdir(path):
             found = {}
@@ -275,9 +330,19 @@ def load_arrays(path, names, what):
                 if os.path.exists(file):
                     found[name] = np.load(file, allow_pickle=False)
         else:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+            if isinstance(data, np.ndarray):  # a .npy: one array, no names
+                if len(names) > 1:
+                    raise UserError(
+                        f"{path}: a .npy file holds one array, and {len(names)} are needed for {what} "
+                        f"({', '.join(repr(n) for n in names)}): give a .npz with one array per name, "
+                        "or a folder of <name>.npy files"
+                    )
+                return [data] * len(names)
+            with data:
                 found = {name: data[name] for name in data.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, MemoryError) as e:
+        # (MemoryError: a .npz member's header declares a shape too large to hold)
         raise UserError(f"{path}: cannot read {what}: {e}") from e
     missing = [n for n in names if n not in found]
     if missing:

@@ -1,7 +1,9 @@
 """Portable artifacts: TorchScript and torch.export programs, checked with
 torch alone at a batch size their trace or export never saw."""
 
+import hashlib
 import json
+import os
 import subprocess
 
 import numpy as np
@@ -145,8 +147,44 @@ def test_checker_blocks_onnx2torch():
 def test_checker_answers_for_a_broken_artifact(tmp_path):
     bad = tmp_path / "bad.pt2"
     bad.write_bytes(b"not an archive")
-    outputs, error = artifacts.check("exported", str(bad), [[np.zeros((1, 4), np.float32)]])
+    sha256 = hashlib.sha256(b"not an archive").hexdigest()
+    outputs, error = artifacts.check("exported", str(bad), [[np.zeros((1, 4), np.float32)]], sha256)
     assert outputs is None and error.startswith("running it with torch alone: ")
+
+
+def test_checker_refuses_an_artifact_other_than_the_one_written(tmp_path):
+    """The checker hashes the bytes it reads and loads those same bytes: a
+    file that is not the one written is never loaded."""
+    j = converted(reshape_model(tmp_path / "m.onnx", computed=False))
+    out = tmp_path / "m.pt2"
+    result = j.export("exported", str(out), {})
+    assert result["error"] is None, result
+    out.write_bytes(out.read_bytes() + b"tampered")
+    outputs, error = artifacts.check("exported", str(out), [[np.zeros((1, 4), np.float32)]], result["sha256"])
+    assert outputs is None and "changed after it was written" in error
+
+
+@pytest.mark.parametrize("fmt", artifacts.FORMATS)
+def test_an_artifact_swapped_right_after_writing_is_refused(tmp_path, monkeypatch, fmt):
+    """The reported hash is of the bytes written, and the check refuses a file
+    swapped in before it reads it back."""
+    j = converted(reshape_model(tmp_path / "m.onnx", computed=False))
+    out = tmp_path / f"m.{fmt}"
+    real_write = artifacts.write
+    written = {}
+
+    def write_then_swap(fmt, model, example, specs, path, metadata):
+        sha256 = real_write(fmt, model, example, specs, path, metadata)
+        written["bytes"] = open(path, "rb").read()
+        (tmp_path / "swap").write_bytes(b"swapped in")
+        os.replace(tmp_path / "swap", path)
+        return sha256
+
+    monkeypatch.setattr(artifacts, "write", write_then_swap)
+    result = j.export(fmt, str(out), {})
+    assert "changed after it was written" in result["error"], result
+    assert result["sha256"] == hashlib.sha256(written["bytes"]).hexdigest()
+    assert result["verification"] is None
 
 
 def test_constant_slices_and_squeezes_export(tmp_path):

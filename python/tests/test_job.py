@@ -1,8 +1,10 @@
+import builtins
 import os
 
 import numpy as np
 import onnx
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import REPO
@@ -67,6 +69,82 @@ def test_verify_refuses_a_file_changed_after_saving(tmp_path):
         f.write(b"tampered")
     with pytest.raises(UserError, match="changed after it was written"):
         j.verify(str(out), saved["sha256"])
+
+
+# Unpickling a Swapped records it: a checkpoint swapped in for ours shows
+# itself by being loaded.
+SWAPPED_LOADS = []
+
+
+class Swapped(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+    def __setstate__(self, state):
+        SWAPPED_LOADS.append(type(self).__name__)
+        super().__setstate__(state)
+
+
+def swapped_checkpoint(path):
+    torch.save({"model": Swapped(), "state_dict": {}, "metadata": {}}, str(path))
+    return str(path)
+
+
+def converted_relu(tmp_path):
+    j = job.ConversionJob(save(tiny_model(), tmp_path / "relu.onnx"), batch_sizes=[1])
+    j.load()
+    j.convert()
+    j.probe()
+    return j
+
+
+def test_verify_loads_the_bytes_it_hashed(tmp_path, monkeypatch):
+    """The checkpoint is replaced on disk as soon as verify has opened it: what
+    it loads is still what it hashed, never the file swapped in."""
+    j = converted_relu(tmp_path)
+    out = tmp_path / "m.pt"
+    saved = j.save(str(out), None, {})
+    swap = swapped_checkpoint(tmp_path / "swap.pt")
+    real_open = builtins.open
+    opened = []
+
+    def swapping_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) == str(out) and "r" in mode:
+            opened.append(mode)
+            if len(opened) == 1:
+                os.replace(swap, out)  # the file already open still reads the original
+        return f
+
+    SWAPPED_LOADS.clear()
+    monkeypatch.setattr(builtins, "open", swapping_open)
+    result = j.verify(str(out), saved["sha256"])
+    monkeypatch.undo()
+    assert opened == ["rb"]  # read once
+    assert SWAPPED_LOADS == []
+    assert result["passed"]
+
+
+def test_a_checkpoint_swapped_right_after_saving_is_refused(tmp_path, monkeypatch):
+    """The hash save reports is of the bytes it wrote, not of whatever the path
+    holds once torch.save returns: verify refuses a file swapped in between."""
+    j = converted_relu(tmp_path)
+    out = tmp_path / "m.pt"
+    swap = swapped_checkpoint(tmp_path / "swap.pt")
+    real_save = torch.save
+
+    def save_then_swap(obj, f, *args, **kwargs):
+        real_save(obj, f, *args, **kwargs)
+        if isinstance(obj, dict) and "model" in obj:
+            os.replace(swap, out)
+
+    monkeypatch.setattr(torch, "save", save_then_swap)
+    saved = j.save(str(out), None, {})
+    monkeypatch.undo()
+    SWAPPED_LOADS.clear()
+    with pytest.raises(UserError, match="changed after it was written"):
+        j.verify(str(out), saved["sha256"])
+    assert SWAPPED_LOADS == []
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ CenterCropPad, Range 27, Unique; and where onnx2torch's differ from the
 specification: Unsqueeze's negative axes and a scalar axes input, Pad 2's
 fill value, Reshape 14's allowzero, Flatten at every axis, NonZero 13's layout, Shape's type
 when the range is empty, GatherElements' and GatherND's negative indices
-and GatherND's batch_dims, DepthToSpace's DCR mode, Range's output type."""
+and GatherND's batch_dims, DepthToSpace's DCR mode, Range's output type,
+Split's parts where the axis is empty (2, 11, 13)."""
 
 import math
 
@@ -264,32 +265,52 @@ def convert_reshape_14(node, graph):
 
 
 class OnnxSplit(Module):
-    """Split 18: sizes from the `split` input, or `num_outputs` (default: the
-    node's output count) parts of ceil(dim / n), the last one smaller."""
+    """Split: sizes from the `split` input (13+) or attribute (2, 11), or
+    else `num_outputs` (18; at other versions the node's output count) parts
+    of ceil(dim / n) counted from the front and clamped to the axis, as the
+    ONNX reference evaluator slices them: the last parts are short or empty
+    (5 in 4 is [2, 2, 1, 0]). Before 18 the axis must split evenly; the
+    reference's sizes hold there too."""
 
-    def __init__(self, axis, num_outputs, outputs):
+    def __init__(self, axis, num_outputs, outputs, split=None):
         super().__init__()
         self.axis = axis
         self.num_outputs = num_outputs
         self.outputs = outputs
+        self.split = split
 
     def forward(self, x, split=None):
         axis = normalize_axis(self.axis, x.dim())
         if split is not None and split.numel() > 0:
             sizes = as_int_list(split)
+        elif self.split:
+            sizes = list(self.split)
         else:
-            n = self.num_outputs or self.outputs
-            dim = x.shape[axis]
-            part = dim // n if dim % n == 0 else dim // n + 1
-            sizes = [part] * (n - 1) + [dim - part * (n - 1)]
+            sizes = split_sizes(x.shape[axis], self.num_outputs or self.outputs)
         parts = torch.split(x, sizes, dim=axis)
         return parts[0] if self.outputs == 1 else tuple(parts)
+
+
+def split_sizes(dim, n):
+    """n parts of ceil(dim / n), the last ones short or empty."""
+    part = -(-dim // n)
+    return [max(0, min(part, dim - i * part)) for i in range(n)]
 
 
 @register("Split", [18])
 def convert_split(node, graph):
     a = node.attributes
     return result(OnnxSplit(a.get("axis", 0), a.get("num_outputs"), output_count(node)), node)
+
+
+@replace("Split", [2, 11, 13])
+def convert_split_13(node, graph):
+    """onnx2torch's splits into parts of floor(dim / n), more parts than
+    outputs where the axis does not split evenly, and one part of an empty
+    axis (torch.split's chunking) where ONNX has one empty part an output."""
+    a = node.attributes
+    split = a.get("split")
+    return result(OnnxSplit(a.get("axis", 0), None, output_count(node), list(split) if split else None), node)
 
 
 def _source_index(positions, size, mode):

@@ -202,10 +202,11 @@ def _split_down(node: onnx.NodeProto, target: int, graph: onnx.GraphProto, shape
             raise _Infeasible("Split with num_outputs over a dim of unknown size")
         size = dims[axis % len(dims)]
         if size % num:
-            # Split-18 makes the last chunk the smaller one; older versions
-            # split evenly unless told the sizes.
+            # Split-18 makes the last chunks smaller (parts of ceil(size / num)
+            # from the front, clamped: 5 in 4 is [2, 2, 1, 0]); older
+            # versions split evenly unless told the sizes.
             chunk = -(-size // num)
-            sizes = [chunk] * (num - 1) + [size - chunk * (num - 1)]
+            sizes = [max(0, min(chunk, size - i * chunk)) for i in range(num)]
             split_name = f"{node.output[0]}_split_sizes"
             graph.initializer.append(numpy_helper.from_array(np.array(sizes, dtype=np.int64), split_name))
             del node.input[1:]
