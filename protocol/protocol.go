@@ -134,6 +134,9 @@ type Result struct {
 	// PeakRSSBytes the most it has used so far.
 	RSSBytes     int64 `json:"rss_bytes"`
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// ChildrenPeakRSSBytes is the sum of its live children's peaks (the
+	// artifact checker's).
+	ChildrenPeakRSSBytes int64 `json:"children_peak_rss_bytes,omitempty"`
 }
 
 // Error is a failed conversion.

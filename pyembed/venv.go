@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/onnx2pt/onnx2pt/internal/pyvenv"
+	"github.com/onnx2pt/onnx2pt/venv/pyvenv"
 )
 
 // CheckVenv returns the path of the venv's python executable after making

@@ -44,6 +44,9 @@ type Outcome struct {
 	// PeakRSSBytes is the peak resident memory of the worker process that
 	// converted the model, as of the end of the conversion.
 	PeakRSSBytes int64 `json:"peak_rss_bytes,omitempty"`
+	// CheckerPeakRSSBytes is the peak of the worker's children: the
+	// process that checks portable artifacts with torch alone.
+	CheckerPeakRSSBytes int64 `json:"checker_peak_rss_bytes,omitempty"`
 }
 
 // Summary is the outcome of a whole batch, as --summary writes it.

@@ -251,7 +251,7 @@ func (s *supervisor) convert(ctx context.Context, w *worker, i int) (o report.Ou
 func (s *supervisor) result(i int, w *worker, o report.Outcome, r *protocol.Result, stopping bool) (report.Outcome, bool) {
 	w.models++
 	w.rss = r.RSSBytes
-	o.PeakRSSBytes = r.PeakRSSBytes
+	o.PeakRSSBytes, o.CheckerPeakRSSBytes = r.PeakRSSBytes, r.ChildrenPeakRSSBytes
 	if e := r.Error; e != nil && e.Interrupted {
 		if stopping {
 			return s.interrupted(i, o), false

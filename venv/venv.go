@@ -22,7 +22,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/onnx2pt/onnx2pt/internal/pyvenv"
+	"github.com/onnx2pt/onnx2pt/venv/pyvenv"
 )
 
 // Spec says what environment is wanted.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -97,7 +96,7 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 		summary.Shard = &report.Shard{Index: shard.Index, Count: shard.Count}
 	}
 	writeErr := a.writeSummaries(cfg, summary)
-	rememberPeakRSS(env, outcomes)
+	supervisor.RememberPeaks(env.Dir, outcomes)
 
 	switch {
 	case errors.Is(runErr, supervisor.ErrWorkerStart):
@@ -276,45 +275,11 @@ func (a *app) writeSummaries(cfg *config.Config, s *report.Summary) error {
 }
 
 // defaultJobs is as many workers as there are cores, as fit in the memory
-// available, and as there are models: each worker is expected to need the
-// most any worker needed in this virtualenv's last batch (1 GiB before
-// any), plus three times the largest model's size for its tensors.
+// available (the machine's or its cgroup's), and as there are models.
 func (a *app) defaultJobs(env *venv.Env, tasks []supervisor.Task) int {
-	per := max(recalledPeakRSS(env), 1<<30)
-	var largest int64
-	for _, t := range tasks {
-		if st, err := os.Stat(t.Model.Input); err == nil {
-			largest = max(largest, st.Size())
-		}
-	}
-	per += 3 * largest
-	avail := supervisor.MemAvailable()
-	jobs := supervisor.DefaultJobs(runtime.NumCPU(), avail, per)
-	a.log.Debugf("--jobs %d: %d cores, %d MiB available, %d MiB per worker", jobs, runtime.NumCPU(), avail>>20, per>>20)
-	return jobs
-}
-
-// peakRSSFile keeps, in the virtualenv, the largest peak memory a worker
-// reached in the last batch.
-func peakRSSFile(env *venv.Env) string { return filepath.Join(env.Dir, "onnx2pt", "worker-peak-rss") }
-
-func recalledPeakRSS(env *venv.Env) int64 {
-	data, err := os.ReadFile(peakRSSFile(env))
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
-	return n
-}
-
-func rememberPeakRSS(env *venv.Env, outcomes []report.Outcome) {
-	var peak int64
-	for _, o := range outcomes {
-		peak = max(peak, o.PeakRSSBytes)
-	}
-	if peak > 0 {
-		report.WriteFileAtomic(peakRSSFile(env), []byte(strconv.FormatInt(peak, 10)+"\n"))
-	}
+	e := supervisor.EstimateJobs(runtime.NumCPU(), env.Dir, tasks, slices.ContainsFunc(tasks, wantsPortable))
+	a.log.Debug(e.String())
+	return e.Jobs
 }
 
 // batchView shows a batch as it goes: a live display on a terminal, log

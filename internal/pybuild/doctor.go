@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/onnx2pt/onnx2pt/internal/pyvenv"
+	"github.com/onnx2pt/onnx2pt/venv/pyvenv"
 )
 
 // Finding is one line of a diagnosis: what was checked, what was found,
