@@ -61,6 +61,11 @@ type Summary struct {
 	Counts map[Result]int `json:"counts"`
 	// Models are in the order of the config (and of the command line).
 	Models []Outcome `json:"models"`
+	// InProgress is true in the summary rewritten as models finish, while
+	// the batch runs: Models then holds those finished so far, and Pending
+	// counts the rest. A batch that was killed leaves it so.
+	InProgress bool `json:"in_progress,omitempty"`
+	Pending    int  `json:"pending,omitempty"`
 }
 
 // Shard is part I (from 0) of N of a model list.

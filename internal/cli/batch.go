@@ -72,14 +72,27 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 	}
 
 	jobs := cfg.Run.Jobs
+	newSummary := func(outcomes []report.Outcome) *report.Summary {
+		s := &report.Summary{Tool: report.Tool{Name: "onnx2pt", Version: toolVersion(), GoVersion: runtime.Version(),
+			LinkedPython: pyembed.LinkedVersion(), HelperVersion: python.Version()},
+			StartedAt: start.UTC(), Seconds: time.Since(start).Seconds(), Jobs: jobs, Models: outcomes}
+		if shard != nil {
+			s.Shard = &report.Shard{Index: shard.Index, Count: shard.Count}
+		}
+		return s
+	}
 	var runErr error
 	if len(tasks) > 0 {
 		if jobs == 0 {
 			jobs = a.defaultJobs(env, tasks)
 		}
 		jobs = min(jobs, len(tasks))
+		progress := &partialSummary{path: cfg.Run.Summary, outcomes: slices.Clone(outcomes), newSummary: newSummary}
 		var done []report.Outcome
-		done, runErr = a.supervise(cmd, cfg, env, tasks, jobs, failFast)
+		done, runErr = a.supervise(cmd, cfg, env, tasks, jobs, failFast, func(k int, o report.Outcome) {
+			progress.finished(taskIndex[k], o)
+		})
+		progress.stop()
 		for k, t := range tasks {
 			o := report.Outcome{Input: t.Model.Input, Output: t.Model.Output, Result: report.ResultNotRun, Reason: "no worker could start"}
 			if done != nil {
@@ -89,13 +102,7 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 		}
 	}
 
-	summary := &report.Summary{Tool: report.Tool{Name: "onnx2pt", Version: toolVersion(), GoVersion: runtime.Version(),
-		LinkedPython: pyembed.LinkedVersion(), HelperVersion: python.Version()},
-		StartedAt: start.UTC(), Seconds: time.Since(start).Seconds(), Jobs: jobs, Models: outcomes}
-	if shard != nil {
-		summary.Shard = &report.Shard{Index: shard.Index, Count: shard.Count}
-	}
-	writeErr := a.writeSummaries(cfg, summary)
+	writeErr := a.writeSummaries(cfg, newSummary(outcomes))
 	supervisor.RememberPeaks(env.Dir, outcomes)
 
 	switch {
@@ -130,7 +137,8 @@ func (a *app) upToDate(j config.Job, envID string) bool {
 
 // supervise runs the tasks in jobs workers, showing progress on a terminal
 // and logs elsewhere.
-func (a *app) supervise(cmd *cobra.Command, cfg *config.Config, env *venv.Env, tasks []supervisor.Task, jobs int, failFast bool) ([]report.Outcome, error) {
+func (a *app) supervise(cmd *cobra.Command, cfg *config.Config, env *venv.Env, tasks []supervisor.Task, jobs int, failFast bool,
+	finished func(int, report.Outcome)) ([]report.Outcome, error) {
 	helpers, err := python.Install(filepath.Join(env.Dir, "onnx2pt"))
 	if err != nil {
 		return nil, withCode(exitEnvironment, err)
@@ -156,6 +164,7 @@ func (a *app) supervise(cmd *cobra.Command, cfg *config.Config, env *venv.Env, t
 		Log:       a.log,
 	}
 	view := a.newBatchView(tasks, jobs)
+	view.finished = finished
 	a.log.Debugf("Converting %d models with %d workers", len(tasks), jobs)
 	start := time.Now()
 	outcomes, err := supervisor.Run(cmd.Context(), opts, tasks, view)
@@ -283,23 +292,25 @@ func (a *app) defaultJobs(env *venv.Env, tasks []supervisor.Task) int {
 }
 
 // batchView shows a batch as it goes: a live display on a terminal, log
-// lines elsewhere. Each model's log lines come out together and in the
-// config's order, whatever order parallel workers finish in: the first
-// unfinished model's lines stream live, later ones wait for it.
+// lines elsewhere. Each model's log lines come out together: the first
+// unfinished model's stream live, each other model's come out as soon as
+// it finishes, so what has finished is never held back behind a slow model.
 type batchView struct {
 	a       *app
 	tasks   []supervisor.Task
 	display *progress.Batch // nil when not on a terminal
 	logs    logrus.FieldLogger
+	// finished, when set, hears each outcome as it comes.
+	finished func(int, report.Outcome)
 
-	mu       sync.Mutex
-	head     int // the first model whose lines have not all come out
-	held     map[int][]func()
-	finished map[int]bool
+	mu   sync.Mutex
+	head int // the first unfinished model, whose lines stream
+	held map[int][]func()
+	done map[int]bool
 }
 
 func (a *app) newBatchView(tasks []supervisor.Task, jobs int) *batchView {
-	v := &batchView{a: a, tasks: tasks, logs: a.log, held: map[int][]func(){}, finished: map[int]bool{}}
+	v := &batchView{a: a, tasks: tasks, logs: a.log, held: map[int][]func(){}, done: map[int]bool{}}
 	if len(tasks) > 1 && progress.IsTerminal(a.stderr) && a.v.GetString("log.format") != "json" {
 		v.display = progress.NewBatch(a.stderr, len(tasks), progress.Options{Color: colorWanted()})
 		a.log.SetOutput(v.display.Writer())
@@ -319,35 +330,42 @@ func (v *batchView) Log(i int, l protocol.Log) {
 	if v.display != nil && !v.a.verbose && lvl > logrus.WarnLevel {
 		return
 	}
-	v.emit(i, func() { supervisor.Emit(v.logs, l) })
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	f := func() { supervisor.Emit(v.logs, l) }
+	if i == v.head {
+		f()
+		return
+	}
+	v.held[i] = append(v.held[i], f)
 }
 
 func (v *batchView) Finished(i int, o report.Outcome) {
 	if v.display != nil {
 		v.display.Finished(o)
 	}
-	v.emit(i, func() { v.logOutcome(o) })
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.finished[i] = true
-	for v.finished[v.head] {
-		v.head++
-		for _, f := range v.held[v.head] {
-			f()
-		}
-		delete(v.held, v.head)
+	if v.finished != nil {
+		v.finished(i, o)
 	}
-}
-
-// emit runs f now if model i is the head, or holds it until i is.
-func (v *batchView) emit(i int, f func()) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if i == v.head {
+	for _, f := range v.held[i] {
 		f()
+	}
+	delete(v.held, i)
+	v.logOutcome(o)
+	v.done[i] = true
+	if i != v.head {
 		return
 	}
-	v.held[i] = append(v.held[i], f)
+	// The next unfinished model streams from now on, after what it held.
+	for v.done[v.head] {
+		v.head++
+	}
+	for _, f := range v.held[v.head] {
+		f()
+	}
+	delete(v.held, v.head)
 }
 
 // logOutcome logs what happened to a model that did not convert.
@@ -366,6 +384,70 @@ func (v *batchView) logOutcome(o report.Outcome) {
 		for _, line := range o.LastLines {
 			log.Warnf("  | %s", line)
 		}
+	}
+}
+
+// partialSummary rewrites --summary as models finish, so that a batch that
+// is killed leaves what it finished on record.
+type partialSummary struct {
+	path       string
+	newSummary func([]report.Outcome) *report.Summary
+
+	mu       sync.Mutex
+	outcomes []report.Outcome // up to date from the start; others as they finish
+	written  time.Time
+	flush    *time.Timer // a rewrite due, if any
+	stopped  bool
+}
+
+// minRewrite spaces the rewrites: a batch of thousands of small models
+// must not spend its time rewriting a summary of thousands.
+const minRewrite = time.Second
+
+func (p *partialSummary) finished(i int, o report.Outcome) {
+	if p.path == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.outcomes[i] = o
+	if wait := minRewrite - time.Since(p.written); wait > 0 {
+		if p.flush == nil { // one rewrite soon carries this and what follows
+			p.flush = time.AfterFunc(wait, func() {
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				p.write()
+			})
+		}
+		return
+	}
+	p.write()
+}
+
+// write rewrites the summary with the models finished so far; p.mu is held.
+func (p *partialSummary) write() {
+	p.flush, p.written = nil, time.Now()
+	if p.stopped {
+		return
+	}
+	var finished []report.Outcome
+	for _, o := range p.outcomes {
+		if o.Result != "" {
+			finished = append(finished, o)
+		}
+	}
+	s := p.newSummary(finished)
+	s.InProgress, s.Pending = true, len(p.outcomes)-len(finished)
+	report.WriteSummary(p.path, s) // best effort: the final write reports failures
+}
+
+// stop ends the rewrites before the final summary is written.
+func (p *partialSummary) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	if p.flush != nil {
+		p.flush.Stop()
 	}
 }
 
