@@ -114,7 +114,10 @@ func UpToDate(j config.Job, envID string) (bool, string) {
 		}
 	}
 	for _, f := range files {
-		if sum, err := fileSHA256(f.path); err != nil || sum != f.sha256 || f.recorded != f.path {
+		// The report beside the files names them as the run that wrote it
+		// saw them, relative to its working directory: by their names alone
+		// they are the same from any directory.
+		if sum, err := fileSHA256(f.path); err != nil || sum != f.sha256 || filepath.Base(f.recorded) != filepath.Base(f.path) {
 			return false, f.path + " is missing or was changed"
 		}
 	}

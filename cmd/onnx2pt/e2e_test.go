@@ -25,6 +25,9 @@ var (
 	binary   string // the onnx2pt binary under test
 	repoRoot string
 	venvDir  string
+	// devPython has the development tools too (the family suite's
+	// exporters): .venv-dev's, which sees venvDir's packages.
+	devPython string
 )
 
 func TestMain(m *testing.M) {
@@ -50,6 +53,10 @@ func runMain(m *testing.M) int {
 	venvDir = os.Getenv("ONNX2PT_TEST_VENV")
 	if venvDir == "" {
 		venvDir = filepath.Join(repoRoot, ".venv")
+	}
+	devPython = os.Getenv("ONNX2PT_TEST_DEV_PYTHON")
+	if devPython == "" {
+		devPython = filepath.Join(repoRoot, ".venv-dev", "bin", "python")
 	}
 	// Provision once up front (a no-op when it is ready), so the tests see
 	// the second run a user sees.

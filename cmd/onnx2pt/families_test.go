@@ -171,12 +171,12 @@ func familyRtol(rep familyReport) float64 {
 	return rtol
 }
 
-// generateFamilies writes the suite under dir/models with the venv's python
+// generateFamilies writes the suite under dir/models with the dev tools' python
 // and returns its index, with paths relative to dir.
 func generateFamilies(t *testing.T, dir string) []familyModel {
 	t.Helper()
 	script := filepath.Join(repoRoot, "python", "tests", "families.py")
-	cmd := exec.Command(filepath.Join(venvDir, "bin", "python"), script, "models")
+	cmd := exec.Command(devPython, script, "models")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("generating the family suite: %v\n%s", err, out)

@@ -19,8 +19,9 @@ func TestConfigFromAnotherDirectory(t *testing.T) {
 		t.Skip("the tests use another virtualenv (ONNX2PT_TEST_VENV); the config names the repository's")
 	}
 	elsewhere := t.TempDir()
-	cmd := exec.Command(binary, "convert", "-c", filepath.Join(repoRoot, "config", "onnx2pt.yaml"),
-		"--force", "--artifacts", "checkpoint,state_dict", "-v")
+	// With the config's own settings, so the repository's outputs stay as
+	// `go tool task convert` leaves them (up to date for the next run).
+	cmd := exec.Command(binary, "convert", "-c", filepath.Join(repoRoot, "config", "onnx2pt.yaml"), "-v")
 	cmd.Dir = elsewhere
 	for _, kv := range os.Environ() { // the settings must come from the file alone
 		if !strings.HasPrefix(kv, "ONNX2PT_") {
@@ -32,7 +33,7 @@ func TestConfigFromAnotherDirectory(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	want := filepath.Join(repoRoot, "models", "resnet8.pt")
-	if !strings.Contains(r.stderr, "Saved to "+want) {
+	if !strings.Contains(r.stderr, "Saved to "+want) && !strings.Contains(r.stderr, "Up to date: "+want) {
 		t.Errorf("not saved beside the model (%s):\n%s", want, r.stderr)
 	}
 	if strings.Contains(r.stderr, "Provisioning virtualenv") {
@@ -69,5 +70,29 @@ func TestModelsAsArguments(t *testing.T) {
 				t.Errorf("%d interpreters started for %d models, want one", n, len(c.want))
 			}
 		})
+	}
+}
+
+// A conversion made from one directory is up to date from any other: the
+// config's paths resolve against its own folder, and the report's do not
+// tie it to the directory it was written from.
+func TestUpToDateFromAnyDirectory(t *testing.T) {
+	dir := workdir(t)
+	cfgDir := filepath.Join(dir, "config")
+	if err := os.Mkdir(cfgDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(cfgDir, "c.yaml")
+	if err := os.WriteFile(cfg, []byte("artifacts: [checkpoint]\nmodels:\n  - {input: ../resnet8.onnx, output: ../out/resnet8.pt}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := onnx2pt(t, dir, "convert", "-c", cfg); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	for _, from := range []string{cfgDir, t.TempDir(), "/"} {
+		r := onnx2pt(t, from, "convert", "-c", cfg, "-v")
+		if r.code != 0 || !strings.Contains(r.stderr, "Up to date") || strings.Contains(r.stderr, "Starting Python") {
+			t.Errorf("from %s: exit %d, converted again:\n%s", from, r.code, r.stderr)
+		}
 	}
 }

@@ -268,7 +268,12 @@ def peer_venv(out, name):
     wanted = [f"{name}=={PEERS[name]}", "torch", "onnx", "numpy"]
     # uv (a dev dependency) links packages from its cache: a second run,
     # or torch already cached for .venv, takes seconds, not a 5 GB copy.
-    uv = shutil.which("uv", path=os.path.dirname(sys.executable))
+    try:
+        from uv import find_uv_bin
+
+        uv = find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        uv = shutil.which("uv")
     if uv:
         if not os.path.exists(python):
             subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, venv], check=True)
