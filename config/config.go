@@ -145,7 +145,7 @@ type VerifyOverride struct {
 // Defaults are the settings used where nothing else sets them.
 func Defaults(v *viper.Viper) {
 	v.SetDefault("python.interpreter", "")
-	v.SetDefault("python.venv", ".venv")
+	v.SetDefault("python.venv", "") // the user's own (see the CLI's venvSpec)
 	v.SetDefault("python.requirements", "")
 	v.SetDefault("python.lock", "")
 	v.SetDefault("python.installer", "auto")
@@ -264,11 +264,7 @@ func (c *Config) validate(models bool) error {
 		return true
 	}
 
-	if c.Python.Venv == "" {
-		add("python.venv: must not be empty")
-	} else {
-		notUTF8("python.venv", c.Python.Venv, "choose another name")
-	}
+	notUTF8("python.venv", c.Python.Venv, "choose another name")
 	for _, f := range []struct{ key, path string }{
 		{"python.requirements", c.Python.Requirements},
 		{"python.lock", c.Python.Lock},

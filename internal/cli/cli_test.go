@@ -269,3 +269,56 @@ func TestErrorLinesShowNamesEscapedAndKeepTheirBreaks(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+// Without python.venv, the virtualenv is the user's own for this
+// interpreter and requirement set: the same from every directory, never one
+// in the working directory; a config that names one wins.
+func TestTheDefaultVirtualenvIsPerUser(t *testing.T) {
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	for _, k := range []string{"ONNX2PT_PYTHON_VENV", "ONNX2PT_PYTHON_REQUIREMENTS"} {
+		t.Setenv(k, "") // restored afterwards
+		os.Unsetenv(k)
+	}
+	venvLine := func(dir string, args ...string) string {
+		t.Helper()
+		t.Chdir(dir)
+		code, stdout, stderr := runCLI(t, append([]string{"version"}, args...)...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		for _, line := range strings.Split(stdout, "\n") {
+			if strings.HasPrefix(line, "virtualenv ") {
+				return line
+			}
+		}
+		t.Fatalf("version names no virtualenv:\n%s", stdout)
+		return ""
+	}
+	one, other := t.TempDir(), t.TempDir()
+	first := venvLine(one)
+	if !strings.HasPrefix(first, "virtualenv "+filepath.Join(cache, "onnx2pt", "venvs")+string(filepath.Separator)) ||
+		!strings.Contains(first, "python.venv is not set") {
+		t.Errorf("default %q: want one under the user cache, saying why", first)
+	}
+	if again := venvLine(other); again != first {
+		t.Errorf("from another directory %q, was %q", again, first)
+	}
+	reqs := filepath.Join(other, "reqs.txt")
+	os.WriteFile(reqs, []byte("torch\nonnx2torch\nonnxruntime\nnumpy\nonnx\n"), 0o644)
+	t.Setenv("ONNX2PT_PYTHON_REQUIREMENTS", reqs)
+	if own := venvLine(other); own == first {
+		t.Errorf("other requirements share the default virtualenv %q", own)
+	}
+	os.Unsetenv("ONNX2PT_PYTHON_REQUIREMENTS")
+	cfg := filepath.Join(one, "c.yaml")
+	os.WriteFile(cfg, []byte("python:\n  venv: envs/mine\n"), 0o644)
+	if named := venvLine(other, "-c", cfg); named != "virtualenv "+filepath.Join(one, "envs", "mine")+" (python.venv, from the config file)" {
+		t.Errorf("config's venv: %q", named)
+	}
+	for _, dir := range []string{one, other} {
+		if _, err := os.Stat(filepath.Join(dir, ".venv")); err == nil {
+			t.Errorf("a .venv was made in %s", dir)
+		}
+	}
+}

@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,6 +29,25 @@ var pythonModules = []string{"torch", "onnx", "onnx2torch", "onnxruntime", "nump
 
 // provision makes sure the virtualenv is ready.
 func (a *app) provision(ctx context.Context, cfg *config.Config) (*venv.Env, error) {
+	spec, why, err := a.venvSpec(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.log.Debugf("Virtualenv %s: %s", spec.Dir, why)
+	if progress.IsTerminal(a.stderr) && a.v.GetString("log.format") != "json" && !a.verbose {
+		pf := &provisionView{inner: a.log.Formatter, out: a.stderr}
+		plog := &logrus.Logger{Out: pf, Formatter: pf, Hooks: a.log.Hooks, Level: a.log.Level, ExitFunc: os.Exit}
+		spec.Log = plog
+		defer pf.stop()
+	}
+	env, err := venv.Ensure(ctx, spec)
+	return env, withCode(exitEnvironment, err)
+}
+
+// venvSpec says what virtualenv cfg asks for, where it is and why there:
+// python.venv when something sets it, else the user's own for this
+// interpreter and requirement set (see userVenv).
+func (a *app) venvSpec(cfg *config.Config) (venv.Spec, string, error) {
 	p := cfg.Python
 	interpreter := p.Interpreter
 	if interpreter == "" {
@@ -47,28 +69,60 @@ func (a *app) provision(ctx context.Context, cfg *config.Config) (*venv.Env, err
 	if p.Requirements != "" {
 		data, err := os.ReadFile(p.Requirements)
 		if err != nil {
-			return nil, withCode(exitUsage, fmt.Errorf("python.requirements: %v", err))
+			return spec, "", withCode(exitUsage, fmt.Errorf("python.requirements: %v", err))
 		}
 		spec.Requirements, spec.RequirementsName, spec.Lock = data, p.Requirements, nil
 	}
 	if p.Lock != "" {
 		data, err := os.ReadFile(p.Lock)
 		if err != nil {
-			return nil, withCode(exitUsage, fmt.Errorf("python.lock: %v", err))
+			return spec, "", withCode(exitUsage, fmt.Errorf("python.lock: %v", err))
 		}
 		spec.Lock = data
 	}
-	if cache, err := os.UserCacheDir(); err == nil {
+	cache, cacheErr := os.UserCacheDir()
+	if cacheErr == nil {
 		spec.ToolsDir = filepath.Join(cache, "onnx2pt")
 	}
-	if progress.IsTerminal(a.stderr) && a.v.GetString("log.format") != "json" && !a.verbose {
-		pf := &provisionView{inner: a.log.Formatter, out: a.stderr}
-		plog := &logrus.Logger{Out: pf, Formatter: pf, Hooks: a.log.Hooks, Level: a.log.Level, ExitFunc: os.Exit}
-		spec.Log = plog
-		defer pf.stop()
+	why := "python.venv, from " + a.venvSource()
+	if spec.Dir == "" {
+		if cacheErr != nil {
+			return spec, "", withCode(exitUsage, fmt.Errorf("python.venv is not set and there is no user cache folder for the default (%v): set --venv", cacheErr))
+		}
+		spec.Dir = userVenv(spec.ToolsDir, spec)
+		why = "python.venv is not set: the one for this user, interpreter and requirement set, shared by every project"
 	}
-	env, err := venv.Ensure(ctx, spec)
-	return env, withCode(exitEnvironment, err)
+	return spec, why, nil
+}
+
+// venvSource says where python.venv was set.
+func (a *app) venvSource() string {
+	switch {
+	case a.flagSet("python.venv"):
+		return "--venv"
+	case os.Getenv(config.EnvPrefix+"_PYTHON_VENV") != "":
+		return config.EnvPrefix + "_PYTHON_VENV"
+	}
+	return "the config file"
+}
+
+// userVenv is the default virtualenv: one per user (under the cache
+// folder), interpreter and requirement set, as pipx and uv's tool
+// environments do, so running onnx2pt from any directory or project uses
+// and shares one, and a change of requirements or Python makes another.
+func userVenv(toolsDir string, spec venv.Spec) string {
+	h := sha256.New()
+	python := spec.Python
+	if found, err := exec.LookPath(python); err == nil {
+		python = found
+	}
+	if real, err := filepath.EvalSymlinks(python); err == nil {
+		python = real
+	}
+	for _, part := range [][]byte{[]byte(python), []byte(pyembed.LinkedVersion()), spec.Requirements, spec.Lock} {
+		fmt.Fprintf(h, "%d:%s\n", len(part), part)
+	}
+	return filepath.Join(toolsDir, "venvs", "py"+pyembed.LinkedVersion()+"-"+hex.EncodeToString(h.Sum(nil))[:12])
 }
 
 // provisionView shows an installer's output lines (log entries with a

@@ -151,7 +151,7 @@ func (a *app) bind(f *pflag.FlagSet, key, flag string) {
 // --interpreter is there for the version command, whose --python asks for
 // the package versions; elsewhere --python is the same setting.
 func (a *app) pythonFlags(f *pflag.FlagSet) {
-	f.String("venv", "", "virtualenv directory (python.venv; default .venv: created there when missing, about 5 GB)")
+	f.String("venv", "", "virtualenv directory (python.venv; default: the config file's, else one per user, interpreter and requirement set under the user cache folder, shared by every project; created when missing, about 5 GB)")
 	f.String("interpreter", "", "interpreter that creates the virtualenv (python.interpreter)")
 	if f.Lookup("python") == nil {
 		f.String("python", "", "same as --interpreter")

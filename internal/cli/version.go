@@ -54,6 +54,11 @@ func (a *app) versionCommand() *cobra.Command {
 			fmt.Fprintf(out, "onnx2pt %s (%s, %s/%s)\n", toolVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			fmt.Fprintf(out, "embeds Python %s (built against %s)\n", pyembed.LinkedVersion(), pyembed.BuildInterpreter())
 			fmt.Fprintf(out, "python helpers %s\n", python.Version())
+			if cfg, err := a.loadConfig(); err == nil {
+				if spec, why, err := a.venvSpec(cfg); err == nil {
+					fmt.Fprintf(out, "virtualenv %s (%s)\n", spec.Dir, why)
+				}
+			}
 			if !withPython {
 				return nil
 			}
