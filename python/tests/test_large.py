@@ -1,6 +1,7 @@
 """A model over protobuf's 2 GiB limit, which only external data allows.
 
-It writes about 6.5 GB and peaks near 5 GB of memory, so it runs only when
+It writes about 6.5 GB and peaks near 7 GB of memory (verify holds the
+checkpoint's bytes while it loads them), so it runs only when
 ONNX2PT_LARGE_TESTS=1 (`go tool task test-large`).
 """
 
