@@ -64,7 +64,7 @@ func Open(ip *pyembed.Interpreter, envID, toolVersion string, log logrus.FieldLo
 		return nil, fmt.Errorf("loading the Python helpers: %w", err)
 	}
 	err = callInto(s.job, "warm_up", nil)
-	s.forwardPythonLogs(log)
+	s.forwardPythonLogs(log, false)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("importing torch, onnx2torch and onnxruntime: %w", err)
@@ -93,8 +93,8 @@ func (s *Session) Close() {
 }
 
 // forwardPythonLogs sends what Python printed, warned and logged since the
-// last call into the Go log.
-func (s *Session) forwardPythonLogs(log logrus.FieldLogger) {
+// last call into the Go log; quiet turns warnings into debug lines.
+func (s *Session) forwardPythonLogs(log logrus.FieldLogger, quiet bool) {
 	var records []struct {
 		Level   string `json:"level"`
 		Source  string `json:"source"`
@@ -112,7 +112,11 @@ func (s *Session) forwardPythonLogs(log logrus.FieldLogger) {
 		case "info":
 			entry.Info(r.Message)
 		case "warning":
-			entry.Warn(r.Message)
+			if quiet {
+				entry.Debug(r.Message)
+			} else {
+				entry.Warn(r.Message)
+			}
 		default:
 			entry.Error(r.Message)
 		}
@@ -488,7 +492,9 @@ func (r *run) step(ctx context.Context, stage string, job *pyembed.Object, metho
 	t := time.Now()
 	err := callInto(job, method, out, args...)
 	r.rep.Timings = append(r.rep.Timings, report.Timing{Stage: stage, Seconds: time.Since(t).Seconds()})
-	r.s.forwardPythonLogs(r.log)
+	// What torch's exporters print while they try (graph dumps, hundreds
+	// of lines) is detail: the artifact's outcome is logged on its own.
+	r.s.forwardPythonLogs(r.log, stage == "export")
 	if err != nil {
 		return r.fail(stage, err)
 	}

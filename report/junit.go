@@ -50,6 +50,9 @@ func testcase(m Outcome) junit.Testcase {
 		if m.MaxAbsDiff != nil {
 			lines = append(lines, fmt.Sprintf("max abs diff: %g", *m.MaxAbsDiff))
 		}
+		for _, a := range m.ArtifactsMissing {
+			lines = append(lines, fmt.Sprintf("artifact missing: %s: %s", a.Format, a.Reason))
+		}
 		tc.SystemOut = &junit.Output{Data: text(append(lines, report)...)}
 	case ResultFailed:
 		tc.Failure = &junit.Result{Message: m.Reason, Type: m.Stage, Data: text(m.Reason, report)}

@@ -47,6 +47,25 @@ type Outcome struct {
 	// CheckerPeakRSSBytes is the peak of the worker's children: the
 	// process that checks portable artifacts with torch alone.
 	CheckerPeakRSSBytes int64 `json:"checker_peak_rss_bytes,omitempty"`
+	// ArtifactsMissing are the portable artifacts asked for by default that
+	// could not be made for a converted model, with the reason: the model
+	// converted, but not every file is there.
+	ArtifactsMissing []MissingArtifact `json:"artifacts_missing,omitempty"`
+}
+
+// MissingArtifact is a portable artifact that was not written, and why.
+type MissingArtifact struct {
+	Format string `json:"format"`
+	Reason string `json:"reason"`
+}
+
+// MissingArtifacts counts the artifacts missing over outcomes.
+func MissingArtifacts(outcomes []Outcome) int {
+	n := 0
+	for _, o := range outcomes {
+		n += len(o.ArtifactsMissing)
+	}
+	return n
 }
 
 // Summary is the outcome of a whole batch, as --summary writes it.

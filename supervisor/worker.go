@@ -318,6 +318,15 @@ func fillFromResult(o *report.Outcome, r *protocol.Result) {
 	if rep := r.Report; rep != nil {
 		o.Report = rep.Output.ReportPath
 		o.MaxAbsDiff = rep.Verification.MaxAbsDiff()
+		for _, a := range rep.Artifacts {
+			if a.Error != "" {
+				reason := a.Error
+				if a.Node != "" {
+					reason = "at " + a.Node + ": " + reason
+				}
+				o.ArtifactsMissing = append(o.ArtifactsMissing, report.MissingArtifact{Format: a.Format, Reason: reason})
+			}
+		}
 	}
 	o.Result = report.ResultConverted
 	if e := r.Error; e != nil {

@@ -5,6 +5,7 @@ package main
 // conversion and nothing is written.
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,11 +40,27 @@ func TestAPortableArtifactThatFails(t *testing.T) {
 	}
 	assertOnly(t, dir, "m.onnx", "m.failed.report.json")
 
-	// By default: converted without it, and the report says why.
-	r = onnx2pt(t, dir, "convert", "--input", "m.onnx")
+	// By default: converted without it, and the report, the summary, the
+	// JUnit file and the run's last line say why.
+	r = onnx2pt(t, dir, "convert", "--input", "m.onnx", "--summary", "out/s.json", "--junit", "out/j.xml")
 	if r.code != 0 || !strings.Contains(r.stderr, "No exported artifact at the_reshape (OnnxReshape)") {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
+	if last := lastLine(r.stderr); !strings.Contains(last, "the exported artifact was not written: at the_reshape (OnnxReshape)") {
+		t.Errorf("last line %q does not name the missing artifact", last)
+	}
+	if strings.Count(r.stderr, "level=warning") > 3 {
+		t.Errorf("the exporter's own output came out as warnings:\n%s", r.stderr)
+	}
+	summary := readJSON(t, filepath.Join(dir, "out", "s.json"))
+	missing := summary["models"].([]any)[0].(map[string]any)["artifacts_missing"]
+	if m, _ := missing.([]any); len(m) != 1 || m[0].(map[string]any)["format"] != "exported" {
+		t.Errorf("summary artifacts_missing %v", missing)
+	}
+	if junit, _ := os.ReadFile(filepath.Join(dir, "out", "j.xml")); !strings.Contains(string(junit), "artifact missing: exported: at the_reshape") {
+		t.Errorf("JUnit file lacks the missing artifact:\n%s", junit)
+	}
+	os.RemoveAll(filepath.Join(dir, "out"))
 	rep := readJSON(t, filepath.Join(dir, "m.report.json"))
 	arts, _ := rep["artifacts"].([]any)
 	if len(arts) != 2 {

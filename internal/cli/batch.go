@@ -459,22 +459,38 @@ func (v *batchView) finish(outcomes []report.Outcome, took time.Duration) {
 		progress.Table(v.a.stderr, outcomes, took, progress.Options{Color: colorWanted()})
 		return
 	}
+	missing := report.MissingArtifacts(outcomes)
 	if len(outcomes) < 2 {
+		if missing > 0 { // the last line says so, not only a warning above
+			for _, a := range outcomes[0].ArtifactsMissing {
+				v.a.log.WithField("artifact", a.Format).Warnf("Converted, but the %s artifact was not written: %s", a.Format, a.Reason)
+			}
+		}
 		return
 	}
 	counts := map[report.Result]int{}
 	for _, o := range outcomes {
 		counts[o.Result]++
 	}
-	v.a.log.Infof("Converted %d of %d models in %.1fs", counts[report.ResultConverted], len(outcomes), took.Seconds())
 	for _, o := range outcomes {
 		entry := v.a.log.WithFields(logrus.Fields{"model": o.Input, "seconds": fmt.Sprintf("%.2f", o.Seconds)})
-		if o.Result == report.ResultConverted {
+		switch {
+		case o.Result == report.ResultConverted && len(o.ArtifactsMissing) > 0:
+			for _, a := range o.ArtifactsMissing {
+				entry.Warnf("  ok        %s → %s, without its %s artifact: %s", o.Input, o.Output, a.Format, a.Reason)
+			}
+		case o.Result == report.ResultConverted:
 			entry.Infof("  ok        %s → %s", o.Input, o.Output)
-		} else {
+		default:
 			entry.Warnf("  %-9s %s", strings.ReplaceAll(string(o.Result), "_", " "), o.Input)
 		}
 	}
+	line := fmt.Sprintf("Converted %d of %d models in %.1fs", counts[report.ResultConverted], len(outcomes), took.Seconds())
+	if missing > 0 {
+		v.a.log.Warnf("%s; %d portable artifacts were not written (above)", line, missing)
+		return
+	}
+	v.a.log.Info(line)
 }
 
 // colorWanted is false when NO_COLOR is set (https://no-color.org).

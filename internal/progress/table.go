@@ -68,6 +68,12 @@ func resultCell(o report.Outcome) string {
 		s += " (" + o.Stage + ")"
 	case o.Result == report.ResultCrashed && o.Signal != "":
 		s += " (" + o.Signal + ")"
+	case len(o.ArtifactsMissing) > 0:
+		var formats []string
+		for _, a := range o.ArtifactsMissing {
+			formats = append(formats, a.Format)
+		}
+		s += " (no " + strings.Join(formats, ", ") + ")"
 	}
 	return s
 }
@@ -109,7 +115,11 @@ func totals(outcomes []report.Outcome, total time.Duration) string {
 	if len(parts) == 0 {
 		parts = []string{"0 models"}
 	}
-	return strings.Join(parts, ", ") + " in " + formatDuration(total)
+	line := strings.Join(parts, ", ") + " in " + formatDuration(total)
+	if n := report.MissingArtifacts(outcomes); n > 0 {
+		line += fmt.Sprintf("; %d %s not written (see the table)", n, plural(n, "artifact", "artifacts"))
+	}
+	return line
 }
 
 // formatDiff is a max abs diff with two significant digits: "3.2e-07".
@@ -132,4 +142,11 @@ func formatDuration(d time.Duration) string {
 		d = d.Round(time.Minute)
 		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
 	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

@@ -75,3 +75,17 @@ func TestTotalsEmpty(t *testing.T) {
 		t.Errorf("totals(nil) = %q", got)
 	}
 }
+
+func TestTableShowsMissingArtifacts(t *testing.T) {
+	var buf bytes.Buffer
+	Table(&buf, []report.Outcome{
+		{Input: "enc.onnx", Result: report.ResultConverted, Seconds: 3, MaxAbsDiff: diff(1e-6),
+			ArtifactsMissing: []report.MissingArtifact{{Format: "torchscript", Reason: "trace bound to its batch"}, {Format: "exported", Reason: "OnnxReshape"}}},
+		{Input: "ok.onnx", Result: report.ResultConverted, Seconds: 1, MaxAbsDiff: diff(0)},
+	}, 4*time.Second, Options{})
+	for _, want := range []string{"enc.onnx  converted (no torchscript, exported)", "2 converted in 4.0s; 2 artifacts not written (see the table)"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, buf.String())
+		}
+	}
+}
