@@ -50,8 +50,10 @@ type Task = config.Job
 
 // Events hears what happens to each task, by its index. The methods are
 // called from several goroutines, but those of one task in order:
-// Started, then Log any number of times, then Finished.
+// Starting when a worker must start for it first (importing torch takes
+// seconds), then Started, then Log any number of times, then Finished.
 type Events interface {
+	Starting(i int)
 	Started(i int)
 	Log(i int, l protocol.Log)
 	Finished(i int, o report.Outcome)
@@ -142,6 +144,7 @@ func (s *supervisor) slot(ctx context.Context) {
 			}
 		}
 		if w == nil {
+			s.ev.Starting(i)
 			var err error
 			if w, err = startWorker(ctx, s.opts); err != nil {
 				s.mu.Lock()

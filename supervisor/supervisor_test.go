@@ -124,7 +124,8 @@ func newEvents() *events {
 	return &events{logs: map[int][]string{}, finished: map[int]report.Outcome{}}
 }
 
-func (e *events) Started(i int) { e.mu.Lock(); e.started = append(e.started, i); e.mu.Unlock() }
+func (e *events) Starting(i int) {}
+func (e *events) Started(i int)  { e.mu.Lock(); e.started = append(e.started, i); e.mu.Unlock() }
 func (e *events) Log(i int, l protocol.Log) {
 	e.mu.Lock()
 	e.logs[i] = append(e.logs[i], l.Message)

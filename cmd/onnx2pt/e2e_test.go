@@ -350,7 +350,7 @@ func TestBadInputFailsCleanly(t *testing.T) {
 			if err := os.WriteFile(out, []byte("earlier good output"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			r := onnx2pt(t, dir, "convert", "--input", c.name, "--output", "model.pt")
+			r := onnx2pt(t, dir, "convert", "--input", c.name, "--output", "model.pt", "-v")
 			if r.code != c.code {
 				t.Errorf("exit %d, want %d\n%s", r.code, c.code, r.stderr)
 			}
@@ -361,6 +361,9 @@ func TestBadInputFailsCleanly(t *testing.T) {
 			if strings.Contains(r.stderr, "Traceback") {
 				t.Errorf("a traceback reached the user:\n%s", r.stderr)
 			}
+			if strings.Contains(r.stderr, "Starting Python") {
+				t.Errorf("Python started for a file that is plainly not a model:\n%s", r.stderr)
+			}
 			if data, _ := os.ReadFile(out); string(data) != "earlier good output" {
 				t.Errorf("the earlier output was changed to %q", data)
 			}
@@ -369,7 +372,7 @@ func TestBadInputFailsCleanly(t *testing.T) {
 				assertOnly(t, dir, "model.pt")
 			case c.code == 2: // refused before Python started
 				assertOnly(t, dir, c.name, "model.pt")
-			default: // failed in Python: the failure has its report
+			default: // refused before a worker started, with a failure report
 				assertOnly(t, dir, c.name, "model.pt", "model.failed.report.json")
 			}
 		})

@@ -18,6 +18,7 @@ import (
 	"github.com/onnx2pt/onnx2pt/config"
 	"github.com/onnx2pt/onnx2pt/convert"
 	"github.com/onnx2pt/onnx2pt/internal/progress"
+	"github.com/onnx2pt/onnx2pt/onnxfile"
 	"github.com/onnx2pt/onnx2pt/protocol"
 	"github.com/onnx2pt/onnx2pt/pyembed"
 	"github.com/onnx2pt/onnx2pt/python"
@@ -67,8 +68,25 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 			outcomes[i] = report.Outcome{Input: m.Input, Output: m.Output, Result: report.ResultUpToDate, Report: m.Paths().Report}
 			continue
 		}
+		// What is plainly not an ONNX model fails here, without a worker
+		// (which takes seconds to start) and in the words Python would use.
+		if _, err := onnxfile.Read(m.Input); errors.Is(err, onnxfile.ErrNotONNX) {
+			outcomes[i] = a.rejected(m, start, err)
+			if len(models) > 1 { // one model's error is the run's last line
+				a.log.WithField("model", m.Input).Error(outcomes[i].Reason)
+			}
+			continue
+		}
 		tasks = append(tasks, cfg.Job(m))
 		taskIndex = append(taskIndex, i)
+	}
+	if failFast && slices.ContainsFunc(outcomes, func(o report.Outcome) bool { return o.Result.Failed() }) {
+		tasks, taskIndex = nil, nil
+		for i, m := range models {
+			if outcomes[i].Result == "" {
+				outcomes[i] = report.Outcome{Input: m.Input, Output: m.Output, Result: report.ResultNotRun, Reason: "an earlier model failed (--fail-fast)"}
+			}
+		}
 	}
 
 	jobs := cfg.Run.Jobs
@@ -120,6 +138,20 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 		return withCode(exitFailed, writeErr)
 	}
 	return nil
+}
+
+// rejected is the outcome of a model whose input is not an ONNX model at
+// all, with its failure report written as a worker would.
+func (a *app) rejected(m config.Model, start time.Time, err error) report.Outcome {
+	o := report.Outcome{Input: m.Input, Output: m.Output, Result: report.ResultFailed, Stage: "load",
+		Reason: fmt.Sprintf("%s: %v", m.Input, err)}
+	rep := &report.Report{StartedAt: start.UTC(), Status: report.StatusFailed,
+		Failure: &report.Failure{Stage: o.Stage, Message: o.Reason}, Source: report.Source{Path: m.Input}}
+	rep.Output.Path = m.Output
+	if werr := report.Write(m.Paths().FailedReport, rep); werr == nil {
+		o.Report = m.Paths().FailedReport
+	}
+	return o
 }
 
 // upToDate tells whether m's outputs match its input, logging it if so.
@@ -303,14 +335,15 @@ type batchView struct {
 	// finished, when set, hears each outcome as it comes.
 	finished func(int, report.Outcome)
 
-	mu   sync.Mutex
-	head int // the first unfinished model, whose lines stream
-	held map[int][]func()
-	done map[int]bool
+	mu       sync.Mutex
+	head     int // the first unfinished model, whose lines stream
+	held     map[int][]func()
+	done     map[int]bool
+	starting map[int]time.Time // models waiting for a worker to start
 }
 
 func (a *app) newBatchView(tasks []supervisor.Task, jobs int) *batchView {
-	v := &batchView{a: a, tasks: tasks, logs: a.log, held: map[int][]func(){}, done: map[int]bool{}}
+	v := &batchView{a: a, tasks: tasks, logs: a.log, held: map[int][]func(){}, done: map[int]bool{}, starting: map[int]time.Time{}}
 	if len(tasks) > 1 && progress.IsTerminal(a.stderr) && a.v.GetString("log.format") != "json" {
 		v.display = progress.NewBatch(a.stderr, len(tasks), progress.Options{Color: colorWanted()})
 		a.log.SetOutput(v.display.Writer())
@@ -318,9 +351,30 @@ func (a *app) newBatchView(tasks []supervisor.Task, jobs int) *batchView {
 	return v
 }
 
+// Starting shows that model i waits for a worker to start: on the "now:"
+// line with the time it has taken, or as a log line.
+func (v *batchView) Starting(i int) {
+	if v.display != nil {
+		v.display.Starting(v.tasks[i].Model.Input)
+		return
+	}
+	v.mu.Lock()
+	v.starting[i] = time.Now()
+	v.mu.Unlock()
+	v.logs.WithField("model", v.tasks[i].Model.Input).Info("Starting Python in a worker (importing torch takes a few seconds)...")
+}
+
 func (v *batchView) Started(i int) {
 	if v.display != nil {
 		v.display.Started(v.tasks[i].Model.Input)
+		return
+	}
+	v.mu.Lock()
+	since, ok := v.starting[i]
+	delete(v.starting, i)
+	v.mu.Unlock()
+	if ok {
+		v.logs.WithField("model", v.tasks[i].Model.Input).Infof("Python ready in %.1fs", time.Since(since).Seconds())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/vbauerster/mpb/v8"
@@ -25,7 +26,20 @@ type Batch struct {
 	mu      sync.Mutex // guards what the decorators read; never held while calling mpb
 	done    int
 	failed  int
-	current []string // inputs being converted, in the order they started
+	current []model // being converted, in the order they started
+}
+
+// model is one on the "now:" line; since is set while its worker starts.
+type model struct {
+	name  string
+	since time.Time
+}
+
+func (m model) String() string {
+	if m.since.IsZero() {
+		return m.name
+	}
+	return fmt.Sprintf("%s (starting Python, importing torch: %s)", m.name, time.Since(m.since).Truncate(time.Second))
 }
 
 // NewBatch starts the display of a batch of total models on out.
@@ -79,9 +93,13 @@ func (b *Batch) failedCount() int {
 // the terminal's width; nothing (no line) when there are none.
 func (b *Batch) fillCurrent(w io.Writer, s decor.Statistics) error {
 	b.mu.Lock()
-	line := "  now: " + strings.Join(b.current, ", ")
-	none := len(b.current) == 0
+	names := make([]string, len(b.current))
+	for i, m := range b.current {
+		names[i] = m.String()
+	}
 	b.mu.Unlock()
+	line := "  now: " + strings.Join(names, ", ")
+	none := len(names) == 0
 	if none {
 		return nil
 	}
@@ -101,11 +119,24 @@ func truncate(s string, width int) string {
 	return string(r[:width-1]) + "…"
 }
 
+// Starting shows input among the models being converted, waiting for its
+// worker to start.
+func (b *Batch) Starting(input string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.current = append(b.current, model{Printable(input), time.Now()})
+}
+
 // Started shows input among the models being converted.
 func (b *Batch) Started(input string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.current = append(b.current, Printable(input))
+	name := Printable(input)
+	if i := slices.IndexFunc(b.current, func(m model) bool { return m.name == name }); i >= 0 {
+		b.current[i].since = time.Time{}
+		return
+	}
+	b.current = append(b.current, model{name: name})
 }
 
 // Finished counts a model done (and failed, when it failed) and drops it
@@ -116,7 +147,7 @@ func (b *Batch) Finished(o report.Outcome) {
 	if o.Result.Failed() {
 		b.failed++
 	}
-	if i := slices.Index(b.current, Printable(o.Input)); i >= 0 {
+	if i := slices.IndexFunc(b.current, func(m model) bool { return m.name == Printable(o.Input) }); i >= 0 {
 		b.current = slices.Delete(b.current, i, i+1)
 	}
 	b.mu.Unlock()

@@ -173,3 +173,21 @@ func TestBatchNotATerminal(t *testing.T) {
 		t.Errorf("output = %q, want only the log line", buf.String())
 	}
 }
+
+// A model waiting for its worker to start says so, with the time it has
+// waited, until the worker is ready.
+func TestBatchShowsWorkersStarting(t *testing.T) {
+	s := openScreen(t, 120, 24)
+	b := NewBatch(s.tty, 2, Options{})
+	b.Starting("models/a.onnx")
+	s.waitFor(t, "now: models/a.onnx (starting Python, importing torch: 0s)")
+	s.waitFor(t, "importing torch: 1s") // the time goes on
+	b.Started("models/a.onnx")
+	s.waitFor(t, "now: models/a.onnx\r")
+	b.Finished(outcome("models/a.onnx", report.ResultConverted))
+	b.Starting("models/b.onnx")
+	b.Started("models/b.onnx")
+	b.Finished(outcome("models/b.onnx", report.ResultConverted))
+	b.Stop()
+	s.close()
+}
