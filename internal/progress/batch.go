@@ -143,7 +143,12 @@ func (b *Batch) Started(input string) {
 // from the models being converted.
 func (b *Batch) Finished(o report.Outcome) {
 	b.mu.Lock()
-	b.done++
+	// A model not run (interrupted, --fail-fast) is not done: the bar's
+	// count then agrees with the table's.
+	notRun := o.Result == report.ResultNotRun
+	if !notRun {
+		b.done++
+	}
 	if o.Result.Failed() {
 		b.failed++
 	}
@@ -152,7 +157,7 @@ func (b *Batch) Finished(o report.Outcome) {
 	}
 	b.mu.Unlock()
 	// Unlocked: the bar's goroutine may be drawing, which takes b.mu.
-	if b.l.bar != nil {
+	if b.l.bar != nil && !notRun {
 		b.l.bar.Increment()
 	}
 }

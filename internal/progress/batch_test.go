@@ -9,6 +9,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/onnx2pt/onnx2pt/report"
 )
 
@@ -190,4 +192,31 @@ func TestBatchShowsWorkersStarting(t *testing.T) {
 	b.Finished(outcome("models/b.onnx", report.ResultConverted))
 	b.Stop()
 	s.close()
+}
+
+// After an interrupt, the bar counts what was done, as the table does,
+// and the terminal echoes no "^C" into the display while it draws.
+func TestBatchInterrupted(t *testing.T) {
+	s := openScreen(t, 120, 24)
+	b := NewBatch(s.tty, 3, Options{})
+	termios, err := unix.IoctlGetTermios(int(s.tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if termios.Lflag&unix.ECHOCTL != 0 {
+		t.Error("the terminal still echoes control characters under the display")
+	}
+	b.Started("a.onnx")
+	b.Finished(outcome("a.onnx", report.ResultConverted))
+	b.Started("b.onnx")
+	b.Finished(outcome("b.onnx", report.ResultNotRun))
+	b.Finished(outcome("c.onnx", report.ResultNotRun))
+	b.Stop()
+	if termios, _ := unix.IoctlGetTermios(int(s.tty.Fd()), unix.TCGETS); termios.Lflag&unix.ECHOCTL == 0 {
+		t.Error("echo of control characters not restored after the display")
+	}
+	out := s.close()
+	if last := lines(out)[lastIndexContaining(lines(out), "Converting")]; !strings.Contains(last, "Converting 1/3") {
+		t.Errorf("last bar %q, want 1/3 (one converted, two not run)", last)
+	}
 }

@@ -63,6 +63,7 @@ type live struct {
 	mu      sync.Mutex // orders writes against stop
 	stopped bool
 	partial []byte // the start of a line not yet ended: mpb must get whole lines
+	echo    func() // restores the terminal's echo of control characters
 }
 
 func newLive(out io.Writer, add func(*mpb.Progress) *mpb.Bar) *live {
@@ -71,6 +72,7 @@ func newLive(out io.Writer, add func(*mpb.Progress) *mpb.Bar) *live {
 		return l
 	}
 	l.refresh, l.quit, l.down = make(chan any), make(chan struct{}), make(chan any)
+	l.echo = quietEcho(out)
 	l.p = mpb.New(mpb.WithOutput(out), mpb.WithManualRefresh(l.refresh), mpb.WithShutdownNotifier(l.down))
 	l.bar = add(l.p)
 	go l.tick()
@@ -139,6 +141,7 @@ func (l *live) stop() {
 	case <-l.down:
 	}
 	l.p.Wait()
+	l.echo()
 	if len(l.partial) > 0 {
 		_, _ = l.out.Write(l.partial)
 		l.partial = nil
