@@ -60,7 +60,7 @@ type Options struct {
 // Interpreter is the embedded CPython. Create it with Start.
 type Interpreter struct {
 	calls chan func()
-	busy  atomic.Bool // a call is running on the owner thread
+	busy  atomic.Bool // a call is running on the owner thread; changed with the GIL held
 
 	mu     sync.RWMutex
 	closed bool
@@ -167,16 +167,45 @@ func (ip *Interpreter) do(fn func() error) error {
 // *Error of that type. Long native operations (one big tensor op, a
 // protobuf parse) finish first. It reports whether a call was running.
 func (ip *Interpreter) Interrupt() bool {
-	if !ip.busy.Load() {
+	return ip.interrupt(nil)
+}
+
+// beforeInterrupt, when set (by tests), runs in interrupt between seeing a
+// call under way and taking the GIL: the moment an interruption can be
+// overtaken by the end of that call, a stop and the start of another.
+var beforeInterrupt atomic.Pointer[func()]
+
+// interrupt is Interrupt, withdrawn once withdrawn (if not nil) is set.
+// Whether a call is running and whether the interruption was withdrawn are
+// decided with the GIL held, and the interruption is raised before the GIL
+// is let go: the owner takes the GIL to start a call, and drops an
+// interruption left pending by the previous one then, so one withdrawn
+// before a call started never reaches it.
+func (ip *Interpreter) interrupt(withdrawn *atomic.Bool) bool {
+	if !ip.busy.Load() || withdrawn != nil && withdrawn.Load() {
+		return false // the common case, without waiting for the GIL
+	}
+	if hook := beforeInterrupt.Load(); hook != nil {
+		(*hook)()
+	}
+	// PyGILState_Release must run on the thread that called Ensure.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	gil := C.PyGILState_Ensure()
+	defer C.PyGILState_Release(gil)
+	if !ip.busy.Load() || withdrawn != nil && withdrawn.Load() {
 		return false
 	}
-	return C.pyembed_interrupt() > 0
+	return C.pyembed_raise_interrupt() > 0
 }
 
 // InterruptOn keeps interrupting Python calls once ctx is done, until the
 // returned stop is called: a call that starts just after the cancellation
-// is stopped as well as the one running at that moment.
+// is stopped as well as the one running at that moment. Once stop has
+// returned, no call that starts afterwards is interrupted, even by an
+// interruption that was on its way.
 func (ip *Interpreter) InterruptOn(ctx context.Context) (stop func()) {
+	var stopped atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		select {
@@ -187,7 +216,7 @@ func (ip *Interpreter) InterruptOn(ctx context.Context) (stop func()) {
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			ip.Interrupt()
+			ip.interrupt(&stopped)
 			select {
 			case <-done:
 				return
@@ -195,7 +224,10 @@ func (ip *Interpreter) InterruptOn(ctx context.Context) (stop func()) {
 			}
 		}
 	}()
-	return sync.OnceFunc(func() { close(done) })
+	return sync.OnceFunc(func() {
+		stopped.Store(true)
+		close(done)
+	})
 }
 
 // Close stops the interpreter from taking more work and waits for the

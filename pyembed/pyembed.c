@@ -62,12 +62,7 @@ void pyembed_record_owner(void) { owner_ident = PyThread_get_thread_ident(); }
 // it was meant for had finished. Call with the GIL held, on the owner.
 void pyembed_clear_interrupt(void) { PyThreadState_SetAsyncExc(owner_ident, NULL); }
 
-// pyembed_interrupt raises KeyboardInterrupt in the owner thread the next
-// time it runs Python bytecode. Callable from any thread: it takes the GIL,
-// which running Python code hands over within its switch interval.
-int pyembed_interrupt(void) {
-	PyGILState_STATE gil = PyGILState_Ensure();
-	int n = PyThreadState_SetAsyncExc(owner_ident, PyExc_KeyboardInterrupt);
-	PyGILState_Release(gil);
-	return n;
-}
+// pyembed_raise_interrupt makes the owner thread raise KeyboardInterrupt
+// the next time it runs Python bytecode. Call with the GIL held, from any
+// thread (interpreter.go's interrupt takes it).
+int pyembed_raise_interrupt(void) { return PyThreadState_SetAsyncExc(owner_ident, PyExc_KeyboardInterrupt); }

@@ -460,3 +460,63 @@ func TestInterruptOnStopsCallsStartedAfterCancellation(t *testing.T) {
 	}
 	res.Close()
 }
+
+// An interruption on its way when stop is called (it saw a call running,
+// and that call ended before the interruption got the GIL) must not reach
+// a call that starts after stop returned. beforeInterrupt holds the
+// interruption at that moment until the next call runs.
+func TestInterruptOnStopWithdrawsAnInterruptionUnderWay(t *testing.T) {
+	mod := testmod(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hold := func() {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	}
+	beforeInterrupt.Store(&hold)
+	defer beforeInterrupt.Store(nil)
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+
+	call := func(seconds float64) <-chan error {
+		errc := make(chan error, 1)
+		go func() {
+			res, err := mod.CallMethod("spin", seconds)
+			if err == nil {
+				res.Close()
+			}
+			errc <- err
+		}()
+		return errc
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stop := ip.InterruptOn(ctx)
+	first := call(0.3)
+	select {
+	case <-entered: // an interruption saw the first call running
+	case <-time.After(10 * time.Second):
+		t.Fatal("InterruptOn never tried to interrupt the first call")
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("the first call, never interrupted: %v", err)
+	}
+	stop()
+	second := call(0.3)
+	for deadline := time.Now().Add(10 * time.Second); !ip.busy.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second call never started")
+		}
+	}
+	close(release) // the interruption goes on while the second call runs
+	if err := <-second; err != nil {
+		t.Fatalf("a call started after stop returned: %v", err)
+	}
+}

@@ -146,9 +146,12 @@ func (w *server) convert(ctx context.Context, conv Converter, req *protocol.Conv
 	res := &protocol.Result{ID: req.ID}
 	rep, err := conv.Convert(ctx, req.Job)
 	res.RSSBytes, res.PeakRSSBytes = memory()
+	// Its children (the artifact checker) count too: recycling the worker
+	// frees them with it.
 	var childRSS int64
 	childRSS, res.ChildrenPeakRSSBytes = childrenMemory()
-	res.RSSBytes += childRSS // what recycling a worker frees
+	res.RSSBytes += childRSS
+
 	res.Report = rep // also a failed conversion's report, when it has one
 	if err == nil {
 		return res
