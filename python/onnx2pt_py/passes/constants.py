@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import importlib.util
+import math
 
 import numpy as np
 import onnx
@@ -51,8 +52,28 @@ _NONDETERMINISTIC = {
 }
 # A folded output larger than this, and larger than 4 times its inputs
 # together (ConstantOfShape, Tile, Expand, Range), stays a node: folding it
-# would trade a small node for a large stored weight.
+# would trade a small node for a large stored weight. The model file is not
+# trusted (a few bytes declare a ConstantOfShape of 2**40 elements), so the
+# size is checked before evaluating, from shape inference over the inputs'
+# values; where that gives none, the ops below, whose output size follows
+# from their inputs' values rather than their sizes, stay nodes.
 _MAX_EXPANSION = 1 << 20
+_EXPANDING = {
+    "AffineGrid", "BlackmanWindow", "CenterCropPad", "Col2Im", "ConstantOfShape", "DFT", "Expand",
+    "HammingWindow", "HannWindow", "ImageDecoder", "MaxRoiPool", "MaxUnpool", "MelWeightMatrix", "OneHot",
+    "Pad", "Range", "Resize", "RoiAlign", "STFT", "TfIdfVectorizer", "Tile", "Upsample",
+}  # fmt: skip
+# Inputs up to this size are given to shape inference as values (a shape,
+# repeats, pads, scales); larger ones by their type alone.
+_INFERENCE_DATA = 1 << 12
+# Everything folded together holds at most _BUDGET_FACTOR times the elements
+# stored in the model's constants, plus _BUDGET_EXTRA times _MAX_EXPANSION: a
+# chain of folds, each within 4 times its inputs, cannot grow geometrically.
+_BUDGET_FACTOR = 8
+_BUDGET_EXTRA = 16
+# A sparse constant whose dense form holds more elements stays sparse (and
+# its node unconverted).
+_MAX_DENSE = 1 << 28
 
 _SLIM_SKIP = ["graph_fusion", "subexpression_elimination", "weight_tying"]
 
@@ -119,6 +140,8 @@ def _with_onnxslim(model: onnx.ModelProto) -> onnx.ModelProto | None:
         import onnxslim
     except ImportError:
         return None
+    if not _library_may_fold(model):
+        return None
     work = _graph.copy_model(model)  # slim() edits the model it is given
     try:
         out = onnxslim.slim(work, skip_optimizations=_SLIM_SKIP)
@@ -127,6 +150,75 @@ def _with_onnxslim(model: onnx.ModelProto) -> onnx.ModelProto | None:
     if not isinstance(out, onnx.ModelProto):
         return None
     return _restore_interface(model, out)
+
+
+def _library_may_fold(model: onnx.ModelProto) -> bool:
+    """Whether onnxslim may be given the model. It evaluates with onnxruntime
+    whatever is computed from constants alone, and checks sizes only where
+    its own inference gives them: not where some such output is over the
+    built-in pass's bounds (_too_large, against the budget), or is an
+    expanding op's (_EXPANDING) whose size shape inference cannot give, or
+    a sparse constant's dense form is over _MAX_DENSE. The built-in pass
+    then folds alone."""
+    graph = model.graph
+    shapes = _graph.value_shapes(_graph.infer_shapes(_for_inference(model)))
+    sizes = {t.name: math.prod(t.dims) for t in graph.initializer}
+    sizes.update((t.values.name, math.prod(t.dims)) for t in graph.sparse_initializer)
+    room = _fold_budget(graph)
+    for node in graph.node:
+        inputs = [i for i in node.input if i]
+        if not all(i in sizes for i in inputs):
+            continue
+        if node.op_type == "Constant" and node.domain in _graph.DEFAULT_DOMAINS:
+            dense = [math.prod(a.sparse_tensor.dims) for a in node.attribute if a.name == "sparse_value"]
+            if any(n > _MAX_DENSE for n in dense):
+                return False
+        dims = [shapes.get(o) for o in node.output if o]
+        if not all(_graph.is_static(d) for d in dims):
+            if node.op_type in _EXPANDING or node.op_type == "Loop":  # (a constant trip count: any number of steps)
+                return False
+            sizes.update((o, 0) for o in node.output if o)  # (no larger than its inputs, then)
+            continue
+        out = [math.prod(d) for d in dims]
+        if node.op_type != "Constant":  # (stored in the model, and counted in the budget)
+            if _too_large(out, sum(sizes[i] for i in inputs), room):
+                return False
+            room -= sum(out)
+        sizes.update(zip([o for o in node.output if o], out))
+    return True
+
+
+def _for_inference(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A light copy of model for shape inference: initializers over
+    _INFERENCE_DATA elements become inputs of their type, and the declared
+    value_info and output types, which a hostile file can set as it likes,
+    are left out."""
+    graph = model.graph
+    light = onnx.helper.make_graph(
+        list(graph.node),
+        graph.name,
+        list(graph.input),
+        [onnx.ValueInfoProto(name=o.name) for o in graph.output],
+        [t for t in graph.initializer if t.data_location != onnx.TensorProto.EXTERNAL and _small(t)],
+    )
+    listed = {v.name for v in graph.input} | {t.name for t in light.initializer}
+    light.input.extend(
+        onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in graph.initializer
+        if t.name not in listed
+    )
+    light.input.extend(
+        onnx.helper.make_tensor_value_info(t.values.name, t.values.data_type, list(t.dims))
+        for t in graph.sparse_initializer
+        if t.values.name not in listed
+    )
+    out = onnx.helper.make_model(light, opset_imports=list(model.opset_import), functions=list(model.functions))
+    out.ir_version = model.ir_version
+    return out
+
+
+def _small(tensor: onnx.TensorProto) -> bool:
+    return math.prod(tensor.dims) <= _INFERENCE_DATA
 
 
 def _restore_interface(original: onnx.ModelProto, out: onnx.ModelProto) -> onnx.ModelProto | None:
@@ -166,9 +258,10 @@ def _builtin(model: onnx.ModelProto) -> int:
     """In place: Constant -> initializer, Identity over constants, folding.
     Returns how many initializer outputs were given an Identity."""
     graph = model.graph
+    budget = _fold_budget(graph)  # before sparse constants are densified
     added = _constants_to_initializers(graph)
     _drop_identities(graph)
-    _fold(model)
+    _fold(model, budget)
     _drop_unused_initializers(graph)
     wrapped = _wrap_initializer_outputs(graph)
     if added and model.ir_version < 4:
@@ -245,16 +338,24 @@ def constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
 
 
 def _densify(sparse: onnx.SparseTensorProto) -> onnx.TensorProto | None:
+    """The dense tensor, or None: strings, indices that do not fit, or a dense
+    form over _MAX_DENSE elements (checked before allocating it: a few
+    stored values can declare any dims)."""
+    shape = tuple(int(d) for d in sparse.dims)
+    if any(d < 0 for d in shape) or math.prod(shape) > _MAX_DENSE:
+        return None
     values = numpy_helper.to_array(sparse.values)
     indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
-    shape = tuple(sparse.dims)
     if values.dtype == object:
         return None
     dense = np.zeros(shape, dtype=values.dtype)
-    if indices.ndim == 1:  # linearised indices
-        dense.reshape(-1)[indices] = values
-    else:  # [NNZ, rank] coordinates
-        dense[tuple(indices.T)] = values
+    try:
+        if indices.ndim == 1:  # linearised indices
+            dense.reshape(-1)[indices] = values
+        else:  # [NNZ, rank] coordinates
+            dense[tuple(indices.T)] = values
+    except (IndexError, ValueError):
+        return None
     return numpy_helper.from_array(dense)
 
 
@@ -286,7 +387,8 @@ def _drop_value_info(graph: onnx.GraphProto, names) -> None:
         graph.value_info.extend(keep)
 
 
-def _fold(model: onnx.ModelProto) -> None:
+def _fold(model: onnx.ModelProto, budget: int) -> None:
+    """budget: the elements all folded outputs may hold together (_fold_budget)."""
     graph = model.graph
     outputs = {o.name for o in graph.output}
     constants = _graph.constant_names(graph)
@@ -317,11 +419,12 @@ def _fold(model: onnx.ModelProto) -> None:
                     shapes = _graph.value_shapes(_graph.infer_shapes(model))
                 result = _static_shape(node, shapes.get(inputs[0]))
             elif inputs and all(i in constants for i in inputs):
-                result = _evaluate(node, {i: value(i) for i in inputs}, opsets)
+                result = _evaluate(node, {i: value(i) for i in inputs}, opsets, budget)
         tensors = _to_tensors(node.output, result) if result is not None else None
         if tensors is None:
             keep.append(node)
             continue
+        budget -= sum(int(array.size) for _, array in tensors)
         for tensor, array in tensors:
             graph.initializer.append(tensor)
             by_name[tensor.name] = tensor
@@ -352,9 +455,18 @@ def _static_shape(node: onnx.NodeProto, dims) -> list[np.ndarray] | None:
     return [np.array(dims[start:end], dtype=np.int64)]
 
 
-def _evaluate(node: onnx.NodeProto, inputs: dict[str, np.ndarray], opsets) -> list[np.ndarray] | None:
+def _evaluate(node: onnx.NodeProto, inputs: dict[str, np.ndarray], opsets, room: int) -> list[np.ndarray] | None:
+    """The node's outputs, or None where it stays a node: an op the reference
+    cannot run, or outputs too large to fold (_too_large), checked before
+    evaluating where shape inference gives their sizes."""
     from onnx.reference import ReferenceEvaluator
 
+    size_in = sum(int(v.size) for v in inputs.values())
+    sizes = _output_sizes(node, inputs, opsets)
+    if sizes is None and node.op_type in _EXPANDING:
+        return None
+    if sizes is not None and _too_large(sizes, size_in, room):
+        return None
     try:
         session = ReferenceEvaluator(node, opsets=opsets)
         results = [np.asarray(r) for r in session.run(None, inputs)]
@@ -362,11 +474,79 @@ def _evaluate(node: onnx.NodeProto, inputs: dict[str, np.ndarray], opsets) -> li
         return None  # an op the reference cannot run stays a node
     if len(results) != len(node.output):
         return None
-    size_in = sum(int(v.size) for v in inputs.values())
-    for r in results:
-        if r.dtype == object or (r.size > _MAX_EXPANSION and r.size > 4 * size_in):
-            return None
+    if any(r.dtype == object for r in results) or _too_large([int(r.size) for r in results], size_in, room):
+        return None
     return results
+
+
+def _too_large(sizes: list[int], size_in: int, room: int) -> bool:
+    """Outputs of these sizes: one over _MAX_EXPANSION and over 4 times the
+    inputs together, or all over what the budget has left."""
+    return sum(sizes) > room or any(n > _MAX_EXPANSION and n > 4 * size_in for n in sizes)
+
+
+def _output_sizes(node: onnx.NodeProto, inputs: dict[str, np.ndarray], opsets) -> list[int] | None:
+    """The element count of each output of node, from shape inference over
+    the inputs' types and (small ones) values; None where inference gives
+    no static shape for some output."""
+    try:
+        domain = "" if node.domain in _graph.DEFAULT_DOMAINS else node.domain
+        schema = onnx.defs.get_schema(node.op_type, opsets.get(domain, 1), domain)
+        types = {
+            name: onnx.helper.make_tensor_type_proto(onnx.helper.np_dtype_to_tensor_dtype(a.dtype), a.shape)
+            for name, a in inputs.items()
+        }
+        data = {name: numpy_helper.from_array(a, name) for name, a in inputs.items() if a.size <= _INFERENCE_DATA}
+        imports = [onnx.helper.make_opsetid(domain, version) for domain, version in opsets.items()]
+        inferred = onnx.shape_inference.infer_node_outputs(schema, node, types, data, opset_imports=imports)
+    except Exception:
+        return None
+    sizes = []
+    for name in node.output:
+        if not name:
+            continue
+        value = inferred.get(name)
+        if value is None or not value.HasField("tensor_type") or not value.tensor_type.HasField("shape"):
+            return None
+        dims = value.tensor_type.shape.dim
+        if not all(d.HasField("dim_value") and d.dim_value >= 0 for d in dims):
+            return None
+        sizes.append(math.prod(d.dim_value for d in dims))
+    return sizes
+
+
+def _fold_budget(graph: onnx.GraphProto) -> int:
+    """What all folded outputs may hold together, in elements: a multiple of
+    what the model's constants store (their data, not their declared dims;
+    sparse ones by their stored values)."""
+    stored = sum(_stored_elements(t) for t in graph.initializer)
+    for node in graph.node:
+        if node.op_type != "Constant" or node.domain not in _graph.DEFAULT_DOMAINS:
+            continue
+        for attr in node.attribute:
+            if attr.name == "value":
+                stored += _stored_elements(attr.t)
+            elif attr.name == "sparse_value":
+                stored += _stored_elements(attr.sparse_tensor.values)
+            else:
+                stored += max(1, len(attr.floats), len(attr.ints))
+    return _BUDGET_FACTOR * stored + _BUDGET_EXTRA * _MAX_EXPANSION
+
+
+def _stored_elements(tensor: onnx.TensorProto) -> int:
+    """The elements a tensor's data holds: by the bytes of its raw data or the
+    length of its typed field; external data by its dims (the loader checked
+    its file)."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        return math.prod(tensor.dims)
+    if tensor.raw_data:
+        try:
+            itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        except Exception:
+            itemsize = 1
+        return len(tensor.raw_data) // max(itemsize, 1)
+    fields = (tensor.float_data, tensor.int32_data, tensor.int64_data, tensor.double_data, tensor.uint64_data)
+    return max(len(tensor.string_data), *(len(f) for f in fields))
 
 
 def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
