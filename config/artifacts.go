@@ -68,9 +68,12 @@ type Job struct {
 	Model     Model        `json:"model"`
 	Verify    VerifyConfig `json:"verify"`
 	Artifacts Artifacts    `json:"artifacts"`
+	// Converters are the user converters the conversion loads (part of
+	// its fingerprint).
+	Converters []string `json:"converters,omitempty"`
 }
 
 // Job returns m's conversion with its effective settings.
 func (c *Config) Job(m Model) Job {
-	return Job{Model: m, Verify: c.Effective(m), Artifacts: c.ArtifactsFor(m)}
+	return Job{Model: m, Verify: c.Effective(m), Artifacts: c.ArtifactsFor(m), Converters: c.Converters}
 }

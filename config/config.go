@@ -29,7 +29,10 @@ type Config struct {
 	// Artifacts are the formats to write for every model (ArtifactFormats);
 	// nil is the default: all, the portable ones where they succeed.
 	Artifacts []string `mapstructure:"artifacts"`
-	Models    []Model  `mapstructure:"models"`
+	// Converters are the user's own converters, loaded in every worker
+	// before any conversion: .py files and importable module names.
+	Converters []string `mapstructure:"converters"`
+	Models     []Model  `mapstructure:"models"`
 
 	// File is the config file that was read, if any.
 	File string `mapstructure:"-"`
@@ -160,6 +163,7 @@ func Defaults(v *viper.Viper) {
 	v.SetDefault("verify.locate", false)
 	v.SetDefault("log.level", "info")
 	v.SetDefault("log.format", "text")
+	v.SetDefault("converters", []string{})
 	runDefaults(v.SetDefault)
 }
 
@@ -297,6 +301,7 @@ func (c *Config) validate(models bool) error {
 	notUTF8("run.summary", c.Run.Summary, "choose another name")
 	notUTF8("run.junit", c.Run.JUnit, "choose another name")
 	validateArtifacts("artifacts", c.Artifacts, add)
+	validateConverters(c.Converters, add)
 
 	list := c.Models
 	if !models {

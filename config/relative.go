@@ -35,6 +35,11 @@ func (c *Config) resolveRelative(v *viper.Viper, file string, fromCommandLine fu
 	if strings.ContainsRune(c.Python.Interpreter, filepath.Separator) { // else a name looked up on PATH
 		rebase("python.interpreter", &c.Python.Interpreter)
 	}
+	for i := range c.Converters {
+		if IsConverterFile(c.Converters[i]) { // else a module name
+			rebase("converters", &c.Converters[i])
+		}
+	}
 	rebase("run.summary", &c.Run.Summary)
 	rebase("run.junit", &c.Run.JUnit)
 	for i := range c.Models {

@@ -41,6 +41,10 @@ type Session struct {
 	tool     report.Tool
 	envID    string // the virtualenv's identity, for fingerprints
 	log      logrus.FieldLogger
+	// converters are the user converters loaded (LoadConverters), from
+	// the onnx2pt_py.user_converters module.
+	converters     []report.Converter
+	userConverters *pyembed.Object
 
 	// OnStage, when set, is told each step of a conversion as it starts,
 	// so that a supervisor knows where a worker that dies was.
@@ -90,6 +94,7 @@ func (s *Session) Versions() map[string]string { return s.versions }
 func (s *Session) Close() {
 	s.job.Close()
 	s.bridge.Close()
+	s.userConverters.Close()
 }
 
 // forwardPythonLogs sends what Python printed, warned and logged since the
@@ -194,7 +199,8 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 		return err
 	}
 	src := &r.rep.Source
-	r.rep.Fingerprint = Fingerprint(*src, j, s.envID)
+	r.rep.Fingerprint = fingerprint(*src, j, s.envID, loadedIDs(s.converters))
+	r.rep.Converters = s.Converters()
 	log.WithFields(logrus.Fields{"opset": src.Opset, "ir_version": src.IRVersion, "nodes": src.Nodes}).
 		Debugf("ONNX ops: %s", src.OpSummary())
 	if src.Quantized {
@@ -220,6 +226,9 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 	}
 	r.rep.Weights, r.rep.Float32Nodes = converted.Weights, converted.Float32Nodes
 	log.Info("Model converted successfully")
+	if err := r.convertedBy(job, "converted"); err != nil {
+		return r.fail("convert", err)
+	}
 	if len(converted.Float32Nodes) > 0 {
 		log.WithField("nodes", strings.Join(converted.Float32Nodes, ", ")).
 			Warnf("%d nodes compute in float32: torch has no %s kernel for them", len(converted.Float32Nodes), src.Precision)
@@ -449,6 +458,45 @@ func formatCounts(counts map[string]int) string {
 type Inspection struct {
 	Source        report.Source        `json:"source"`
 	Normalisation report.Normalisation `json:"normalisation"`
+	// Verdict is what the pre-flight predicts: VerdictConverts,
+	// VerdictConvertsAfterNormalisation or VerdictCannotConvert.
+	Verdict string `json:"verdict"`
+	// Error says why the model could not be inspected at all (not loaded,
+	// not checked, or normalised into a graph that computes otherwise); its
+	// verdict is then VerdictCannotConvert.
+	Error string `json:"error,omitempty"`
+	// Converters are the user converters loaded, each with the nodes of
+	// the model it converts.
+	Converters []report.Converter `json:"converters,omitempty"`
+}
+
+// The verdicts of an Inspection.
+const (
+	// VerdictConverts: onnx2torch converts the graph as it is.
+	VerdictConverts = "converts"
+	// VerdictConvertsAfterNormalisation: some nodes fail as they are, and
+	// the normalisation passes fix every one of them.
+	VerdictConvertsAfterNormalisation = "converts after normalisation"
+	// VerdictCannotConvert: nodes fail that no pass fixes, or the model
+	// could not be inspected.
+	VerdictCannotConvert = "cannot convert"
+)
+
+// Verdict is what n predicts for the conversion.
+func Verdict(n report.Normalisation) string {
+	switch {
+	case !n.Converts():
+		return VerdictCannotConvert
+	case len(n.Failures) == 0:
+		return VerdictConverts
+	}
+	return VerdictConvertsAfterNormalisation
+}
+
+// FailedInspection describes a model that Inspect could not describe:
+// err says why, and it cannot be converted.
+func FailedInspection(path string, err error) *Inspection {
+	return &Inspection{Source: report.Source{Path: path}, Verdict: VerdictCannotConvert, Error: err.Error()}
 }
 
 // Inspect loads and checks an ONNX model, describes it and runs the
@@ -469,7 +517,31 @@ func (s *Session) Inspect(ctx context.Context, path string) (*Inspection, error)
 	if err := r.step(ctx, "normalise", job, "normalise", &r.rep.Normalisation); err != nil {
 		return nil, err
 	}
-	return &Inspection{Source: r.rep.Source, Normalisation: r.rep.Normalisation}, nil
+	if err := r.convertedBy(job, "converts"); err != nil {
+		return nil, r.fail("normalise", err)
+	}
+	return &Inspection{Source: r.rep.Source, Normalisation: r.rep.Normalisation, Verdict: Verdict(r.rep.Normalisation),
+		Converters: r.rep.Converters}, nil
+}
+
+// convertedBy records and logs the nodes of the graph to convert (the
+// normalised one) that the user converters convert; verb says how.
+func (r *run) convertedBy(job *pyembed.Object, verb string) error {
+	if len(r.s.converters) == 0 {
+		return nil
+	}
+	model, err := job.Attr("normalised")
+	if err != nil {
+		return err
+	}
+	defer model.Close()
+	converters, err := r.s.convertedBy(model)
+	if err != nil {
+		return err
+	}
+	r.rep.Converters = converters
+	logConvertedBy(r.log, converters, verb)
+	return nil
 }
 
 // run is the state of one Convert call.

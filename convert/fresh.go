@@ -20,9 +20,16 @@ const fingerprintFormat = 3
 
 // Fingerprint identifies a conversion's inputs: the ONNX file's content
 // and that of its external data files, the model's probe data, the
-// verification settings, the artifacts asked for, the Python helpers and
-// the virtualenv (which includes its packages' versions).
+// verification settings, the artifacts asked for, the user converters (a
+// file by its content, a module by its name), the Python helpers and the
+// virtualenv (which includes its packages' versions).
 func Fingerprint(src report.Source, j config.Job, envID string) string {
+	return fingerprint(src, j, envID, converterIDs(j.Converters))
+}
+
+// fingerprint is Fingerprint with the user converters' identities given:
+// a conversion uses those of the converters it loaded.
+func fingerprint(src report.Source, j config.Job, envID string, converters []string) string {
 	data, _ := json.Marshal(struct {
 		Format    int                   `json:"format"`
 		Source    string                `json:"source"`
@@ -30,9 +37,13 @@ func Fingerprint(src report.Source, j config.Job, envID string) string {
 		Data      []string              `json:"data"`
 		Verify    config.VerifyConfig   `json:"verify"`
 		Artifacts config.Artifacts      `json:"artifacts"`
-		Helpers   string                `json:"helpers"`
-		Env       string                `json:"env"`
-	}{fingerprintFormat, src.SHA256, src.ExternalData, dataSHA256(j.Model.Data), j.Verify, j.Artifacts, python.Version(), envID})
+		// Left out when there are none: fingerprints from before there
+		// were user converters stay valid.
+		Converters []string `json:"converters,omitempty"`
+		Helpers    string   `json:"helpers"`
+		Env        string   `json:"env"`
+	}{fingerprintFormat, src.SHA256, src.ExternalData, dataSHA256(j.Model.Data), j.Verify, j.Artifacts,
+		converters, python.Version(), envID})
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
 }
@@ -95,6 +106,9 @@ func UpToDate(j config.Job, envID string) (bool, string) {
 		if sum, err := fileSHA256(filepath.Join(dir, f.Location)); err != nil || sum != f.SHA256 {
 			return false, "external data " + f.Location + " changed"
 		}
+	}
+	if why := convertersChanged(rep.Converters, j.Converters); why != "" {
+		return false, why
 	}
 	if rep.Fingerprint != Fingerprint(rep.Source, j, envID) {
 		return false, "settings, probe data, helpers or Python packages changed"

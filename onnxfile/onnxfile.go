@@ -90,8 +90,8 @@ func Read(path string) (*Info, error) {
 	})
 	if err != nil || !hasGraph || !hasIR {
 		why := "no graph"
-		if err != nil {
-			why = "not protocol buffers: " + err.Error()
+		if err != nil { // protowire's messages are not for people
+			why = "not protocol buffers"
 		}
 		return nil, fmt.Errorf("%w (%s)", ErrNotONNX, why)
 	}

@@ -9,7 +9,7 @@
 //
 // The conversation:
 //
-//	supervisor → worker   start    Start: which virtualenv, log level
+//	supervisor → worker   start    Start: which virtualenv, log level, user converters
 //	worker → supervisor   ready    Ready: the interpreter is warm
 //	                   or fatal    Fatal: it could not start (then it exits)
 //	supervisor → worker   convert  Convert: one model (ID chosen by the supervisor)
@@ -89,6 +89,10 @@ type Start struct {
 	// Portable says some model wants a portable artifact: the worker starts
 	// the python that checks them at once, beside its own warm-up.
 	Portable bool `json:"portable,omitempty"`
+	// Converters are the user's converters (.py files and module names),
+	// which the worker imports before it says it is ready; one that fails
+	// to import makes it send Fatal.
+	Converters []string `json:"converters,omitempty"`
 }
 
 // Ready says the worker's interpreter is warm.

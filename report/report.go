@@ -23,6 +23,9 @@ type Report struct {
 	// later run with the same fingerprint and untouched outputs skips it.
 	Fingerprint string `json:"fingerprint"`
 	Source      Source `json:"source"`
+	// Converters are the user's own converters (the converters setting)
+	// that were loaded, with the nodes of this model each converted.
+	Converters []Converter `json:"converters,omitempty"`
 	// Normalisation is what the pre-flight found and what was rewritten.
 	Normalisation Normalisation `json:"normalisation"`
 	Output        Output        `json:"output"`
@@ -136,6 +139,41 @@ type ExternalFile struct {
 	SHA256    string `json:"sha256"`
 	SizeBytes int64  `json:"size_bytes"`
 }
+
+// Converter is a user converter that was loaded: a Python file or an
+// importable module, registering with onnx2torch's add_converter.
+type Converter struct {
+	// Path is the file, as configured; empty for a module.
+	Path string `json:"path,omitempty"`
+	// Module is the name it was imported as: the module's own name, or for
+	// a file its stem (or a name of its own where the stem was taken).
+	// Checkpoints pickle its classes under this name.
+	Module string `json:"module"`
+	// SHA256 is the file's content as it ran; for a module, its file's,
+	// for the record (modules count by name in the fingerprint).
+	SHA256 string `json:"sha256,omitempty"`
+	// Ops are the converters it registered.
+	Ops []ConverterOp `json:"ops"`
+	// Nodes are the nodes of the model's main graph it converted.
+	Nodes []string `json:"nodes"`
+}
+
+// Name is how messages name a user converter: its path or module.
+func (c Converter) Name() string {
+	if c.Path != "" {
+		return c.Path
+	}
+	return c.Module
+}
+
+// ConverterOp is one op version a user converter registered.
+type ConverterOp struct {
+	Domain  string `json:"domain"`
+	Op      string `json:"op"`
+	Version int    `json:"version"`
+}
+
+func (o ConverterOp) String() string { return fmt.Sprintf("%s %s-%d", o.Domain, o.Op, o.Version) }
 
 // Normalisation is what the pre-flight found onnx2torch would fail on,
 // and the passes that rewrote the graph so that it does not.

@@ -466,6 +466,9 @@ func TestInspect(t *testing.T) {
 			t.Errorf("inspect output lacks %q:\n%s", want, r.stdout)
 		}
 	}
+	if got, want := lastLine(r.stdout), "1 model: 1 converts"; got != want {
+		t.Errorf("last line %q, want %q", got, want)
+	}
 	assertOnly(t, dir, "resnet8.onnx") // inspecting writes nothing
 }
 

@@ -100,6 +100,7 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 		return s
 	}
 	var runErr error
+	var view *batchView
 	if len(tasks) > 0 {
 		if jobs == 0 {
 			jobs = a.defaultJobs(env, tasks)
@@ -107,7 +108,7 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 		jobs = min(jobs, len(tasks))
 		progress := &partialSummary{path: cfg.Run.Summary, outcomes: slices.Clone(outcomes), newSummary: newSummary}
 		var done []report.Outcome
-		done, runErr = a.supervise(cmd, cfg, env, tasks, jobs, failFast, func(k int, o report.Outcome) {
+		done, view, runErr = a.supervise(cmd, cfg, env, tasks, jobs, failFast, func(k int, o report.Outcome) {
 			progress.finished(taskIndex[k], o)
 		})
 		progress.stop()
@@ -118,6 +119,9 @@ func (a *app) convertAll(cmd *cobra.Command, cfg *config.Config, failFast, force
 			}
 			outcomes[taskIndex[k]] = o
 		}
+	}
+	if view != nil { // the table and counts cover every model, up to date or not
+		view.finish(outcomes, time.Since(start))
 	}
 
 	writeErr := a.writeSummaries(cfg, newSummary(outcomes))
@@ -170,23 +174,23 @@ func (a *app) upToDate(j config.Job, envID string) bool {
 // supervise runs the tasks in jobs workers, showing progress on a terminal
 // and logs elsewhere.
 func (a *app) supervise(cmd *cobra.Command, cfg *config.Config, env *venv.Env, tasks []supervisor.Task, jobs int, failFast bool,
-	finished func(int, report.Outcome)) ([]report.Outcome, error) {
+	finished func(int, report.Outcome)) ([]report.Outcome, *batchView, error) {
 	helpers, err := python.Install(filepath.Join(env.Dir, "onnx2pt"))
 	if err != nil {
-		return nil, withCode(exitEnvironment, err)
+		return nil, nil, withCode(exitEnvironment, err)
 	}
 	if err := python.Expose(env.Dir, helpers); err != nil {
 		a.log.Warnf("The venv's python will not load checkpoints that use onnx2pt's converters: %v", err)
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return nil, withCode(exitEnvironment, err)
+		return nil, nil, withCode(exitEnvironment, err)
 	}
 	maxRSS, _ := cfg.Run.MaxWorkerBytes() // validated
 	opts := supervisor.Options{
 		Command: func() *exec.Cmd { return workerCommand(self, jobs) },
 		Start: protocol.Start{Venv: env.Dir, EnvID: env.ID, Helpers: helpers, LogLevel: a.log.GetLevel().String(),
-			Portable: slices.ContainsFunc(tasks, wantsPortable)},
+			Portable: slices.ContainsFunc(tasks, wantsPortable), Converters: cfg.Converters},
 		Jobs:      jobs,
 		Timeout:   cfg.Run.Timeout,
 		MaxModels: cfg.Run.MaxModelsPerWorker,
@@ -198,10 +202,8 @@ func (a *app) supervise(cmd *cobra.Command, cfg *config.Config, env *venv.Env, t
 	view := a.newBatchView(tasks, jobs)
 	view.finished = finished
 	a.log.Debugf("Converting %d models with %d workers", len(tasks), jobs)
-	start := time.Now()
 	outcomes, err := supervisor.Run(cmd.Context(), opts, tasks, view)
-	view.finish(outcomes, time.Since(start))
-	return outcomes, err
+	return outcomes, view, err
 }
 
 // workerCommand starts a worker. With several workers, each gets its share
@@ -361,7 +363,7 @@ func (v *batchView) Starting(i int) {
 	v.mu.Lock()
 	v.starting[i] = time.Now()
 	v.mu.Unlock()
-	v.logs.WithField("model", v.tasks[i].Model.Input).Info("Starting Python in a worker (importing torch takes a few seconds)...")
+	v.logs.WithField("model", v.tasks[i].Model.Input).Info("Starting a worker: Python, importing torch (a few seconds)...")
 }
 
 func (v *batchView) Started(i int) {
@@ -374,7 +376,7 @@ func (v *batchView) Started(i int) {
 	delete(v.starting, i)
 	v.mu.Unlock()
 	if ok {
-		v.logs.WithField("model", v.tasks[i].Model.Input).Infof("Python ready in %.1fs", time.Since(since).Seconds())
+		v.logs.WithField("model", v.tasks[i].Model.Input).Infof("Worker ready in %.1fs", time.Since(since).Seconds())
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/onnx2pt/onnx2pt/pyembed"
 )
@@ -321,4 +323,35 @@ func TestTheDefaultVirtualenvIsPerUser(t *testing.T) {
 			t.Errorf("a .venv was made in %s", dir)
 		}
 	}
+}
+
+// The end of a run cancels its context too: that is no interrupt, and the
+// run's last line must stay its own.
+func TestTheEndOfARunIsNotAnInterrupt(t *testing.T) {
+	var stderr syncBuffer
+	a := newApp(&bytes.Buffer{}, &stderr)
+	a.execute(context.Background(), []string{"convert", "--input", filepath.Join(t.TempDir(), "none.onnx")})
+	time.Sleep(100 * time.Millisecond) // room for a stray goroutine to log
+	if strings.Contains(stderr.String(), "Interrupted") {
+		t.Fatalf("announced an interrupt that never came:\n%s", stderr.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a goroutine writing while the test
+// reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

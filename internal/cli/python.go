@@ -168,17 +168,39 @@ func (v *provisionView) stop() {
 }
 
 // configuredSession loads the settings, provisions the virtualenv and
-// starts a session in it.
+// starts a session in it, with the user's converters loaded.
 func (a *app) configuredSession(ctx context.Context) (*convert.Session, error) {
+	return a.pythonSession(ctx, true)
+}
+
+// pythonSession is configuredSession, with the user's converters loaded
+// or not.
+func (a *app) pythonSession(ctx context.Context, withConverters bool) (*convert.Session, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, err
+	}
+	if withConverters {
+		if err := cfg.ValidateConverters(); err != nil {
+			return nil, err
+		}
 	}
 	env, err := a.provision(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return a.startSession(ctx, env)
+	sess, err := a.startSession(ctx, env)
+	if err != nil || !withConverters {
+		return sess, err
+	}
+	if err := loadConverters(ctx, sess, cfg.Converters, a.log); err != nil {
+		sess.Close()
+		if ctx.Err() != nil {
+			return nil, withCode(exitInterrupted, errors.New("interrupted while loading the user converters"))
+		}
+		return nil, withCode(exitEnvironment, err)
+	}
+	return sess, nil
 }
 
 // startSession starts the embedded interpreter in the virtualenv and opens

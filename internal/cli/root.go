@@ -55,10 +55,13 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	defer stop()
 	// The first signal stops the work cleanly; a second one, with the
 	// default handler back in place, ends the process at once.
-	context.AfterFunc(ctx, func() {
+	interrupted := context.AfterFunc(ctx, func() {
 		stop()
 		a.log.Warn("Interrupted: stopping (again to quit at once)")
 	})
+	// Deferred after stop, so run before it: the end of the run, which
+	// cancels ctx too, is not an interrupt to announce.
+	defer interrupted()
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetOut(a.stdout)
@@ -118,7 +121,11 @@ func (a *app) rootCommand() *cobra.Command {
 	a.bind(f, "log.level", "log-level")
 	a.bind(f, "log.format", "log-format")
 
-	root.AddCommand(a.convertCommand(), a.inspectCommand(), a.venvCommand(), a.versionCommand(), a.workerCommand())
+	convertCmd, inspectCmd := a.convertCommand(), a.inspectCommand()
+	for _, c := range []*cobra.Command{convertCmd, inspectCmd} {
+		a.converterFlags(c.Flags())
+	}
+	root.AddCommand(convertCmd, inspectCmd, a.venvCommand(), a.versionCommand(), a.workerCommand())
 	// Wrong arguments are usage errors (exit 2), like wrong flags.
 	for _, c := range root.Commands() {
 		if check := c.Args; check != nil {
@@ -163,6 +170,13 @@ func (a *app) pythonFlags(f *pflag.FlagSet) {
 	a.bind(f, "python.interpreter", "interpreter")
 	a.bind(f, "python.offline", "offline")
 	a.bind(f, "python.installer", "installer")
+}
+
+// converterFlags adds --converters, for the commands that convert or
+// inspect models.
+func (a *app) converterFlags(f *pflag.FlagSet) {
+	f.StringSlice("converters", nil, "your own converters, loaded before converting: .py files or module names, comma-separated or repeated (converters)")
+	a.bind(f, "converters", "converters")
 }
 
 // bindFlags binds the running command's annotated flags to their settings.

@@ -62,7 +62,7 @@ func (a *app) versionCommand() *cobra.Command {
 			if !withPython {
 				return nil
 			}
-			sess, err := a.configuredSession(cmd.Context())
+			sess, err := a.pythonSession(cmd.Context(), false)
 			if err != nil {
 				return err
 			}

@@ -73,6 +73,21 @@ func openWorkerSession(ctx context.Context, start protocol.Start, log logrus.Fie
 			return nil, nil, err
 		}
 	}
+	if err := loadConverters(ctx, sess, start.Converters, log); err != nil {
+		sess.Close()
+		return nil, nil, err
+	}
 	sess.OnStage = onStage
 	return sess, sess.Versions(), nil
+}
+
+// loadConverters imports the user's converters into sess; one that fails
+// is a one-line error naming it, with its traceback in the debug log.
+func loadConverters(ctx context.Context, sess *convert.Session, converters []string, log logrus.FieldLogger) error {
+	err := sess.LoadConverters(ctx, converters)
+	var ce *convert.ConverterError
+	if errors.As(err, &ce) && ce.Detail != "" {
+		log.Debug("Python traceback:\n" + ce.Detail)
+	}
+	return err
 }

@@ -132,9 +132,13 @@ class ConversionJob:
             self.normalise()
         remaining = self.plan["remaining"]
         if remaining:
+            hint = ""
+            if any("Converter is not implemented" in f["reason"] for f in remaining):
+                hint = "; an op nothing converts can have a converter of your own (the converters setting)"
             raise UserError(
                 f"{self.path}: onnx2torch cannot convert {len(remaining)} node{'s' if len(remaining) > 1 else ''}: "
                 + normalise.describe_failures(remaining)
+                + hint
             )
         with self.in_folder():
             self.torch_model = onnx2torch.convert(self.normalised, attach_onnx_mapping=True)
@@ -363,6 +367,8 @@ class ConversionJob:
     def _draw_kind(self, kind):
         """Random probes of one kind at each batch size, and the edge probe at
         the largest; with their expected outputs."""
+        # All of them together, edge probe included, before any is drawn.
+        probes.check_probe_sizes(self.info["inputs"], self.batch_sizes + [max(self.batch_sizes)], self.dims)
         drawn = [(b, self.random_inputs(b, self.seed + b, kind)) for b in self.batch_sizes]
         expected = self.expected_for([inputs for _, inputs in drawn])
         kinds = [kind] * len(drawn)
@@ -400,7 +406,10 @@ class ConversionJob:
             try:
                 self._session = parity.onnxruntime_session(model, self.optimize, self.folder)
             except Exception as e:
-                raise UserError(f"{self.path}: onnxruntime cannot run the model: {first_line(e)}") from e
+                raise UserError(
+                    f"{self.path}: onnxruntime cannot run the model: {first_line(e)}; "
+                    "to verify it against outputs of your own instead, give data.inputs and data.expected"
+                ) from e
         try:
             return [self._session.run(None, self.feed(inputs)) for inputs in probe_inputs]
         except Exception as e:

@@ -52,7 +52,7 @@ def plan(model):
         applied.append({"name": name, "changes": changes, "fixed": len(remaining) - len(after)})
         model, remaining = candidate, after
     if applied and len(remaining) >= len(failures):
-        log.info("normalisation fixed no node; converting the graph as it is")
+        log.info("normalisation fixed no node; the graph stays as it is")
         model, applied, remaining = original, [], failures
         for f in failures:
             f.pop("fixed_by", None)
