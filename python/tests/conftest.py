@@ -27,3 +27,8 @@ def onnx2torch_alone(request, monkeypatch):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: exports or converts a full network")
+    config.addinivalue_line(
+        "markers",
+        "binary_covers: converted end to end by the Go tests too (cmd/onnx2pt TestFamilies), "
+        "which `go tool task test` runs; it leaves these out here",
+    )

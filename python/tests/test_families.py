@@ -22,15 +22,19 @@ BATCH_SIZES = [1, 3]
 SPECS = families.specs()
 
 
-def param(spec):
+def param(spec, converts=False):
     # Exporting and converting full torchvision networks, torch.export
     # tracing, and building transformers models take seconds each; the
-    # hand-written graphs take milliseconds.
+    # hand-written graphs take milliseconds. The slow ones that convert are
+    # converted and verified through the binary by TestFamilies as well.
     slow = spec.family in ("torchvision", "huggingface") or spec.exporter == "dynamo"
-    return pytest.param(spec, id=spec.name, marks=[pytest.mark.slow] if slow else [])
+    marks = [pytest.mark.slow] if slow else []
+    if slow and converts:
+        marks.append(pytest.mark.binary_covers)
+    return pytest.param(spec, id=spec.name, marks=marks)
 
 
-CONVERTS = [param(s) for s in SPECS if s.expect == "converts"]
+CONVERTS = [param(s, converts=True) for s in SPECS if s.expect == "converts"]
 FAILS = [param(s) for s in SPECS if s.expect == "fails"]
 
 
