@@ -17,15 +17,19 @@ const (
 	// ArtifactExported is a torch.export program with dynamic dimensions
 	// (torch.export.load).
 	ArtifactExported = "exported"
+	// ArtifactSource is a folder with the model as plain PyTorch code
+	// (model.py) and its weights (model.safetensors).
+	ArtifactSource = "source"
 )
 
-// ArtifactFormats are all formats, in the order they are made.
-var ArtifactFormats = []string{ArtifactCheckpoint, ArtifactStateDict, ArtifactTorchScript, ArtifactExported}
+// ArtifactFormats are all formats, in the order they are made (the source
+// after exported: its torch.export check must pass where that one did).
+var ArtifactFormats = []string{ArtifactCheckpoint, ArtifactStateDict, ArtifactTorchScript, ArtifactExported, ArtifactSource}
 
 // Portable tells whether a format loads with torch alone; those are made
 // and checked after the checkpoint, and can fail on their own.
 func Portable(format string) bool {
-	return format == ArtifactTorchScript || format == ArtifactExported
+	return format == ArtifactTorchScript || format == ArtifactExported || format == ArtifactSource
 }
 
 // Artifacts is what to write for a model.

@@ -23,6 +23,9 @@ type OutputPaths struct {
 	// models/m.pt → models/m.torchscript.pt and models/m.pt2.
 	TorchScript string
 	Exported    string
+	// Source is the folder of the model as PyTorch code: models/m.pt →
+	// models/m/ (model.py, model.safetensors, README.md).
+	Source string
 }
 
 // OutputPathsFor returns the files written for a model whose output is
@@ -34,6 +37,10 @@ func OutputPathsFor(output string) OutputPaths {
 	if exported == output { // an output named m.pt2 is the checkpoint
 		exported = base + ".exported.pt2"
 	}
+	source := base
+	if source == output { // an output without an extension
+		source = base + ".source"
+	}
 	return OutputPaths{
 		Model:        output,
 		StateDict:    base + ".state_dict" + ext,
@@ -41,6 +48,7 @@ func OutputPathsFor(output string) OutputPaths {
 		FailedReport: base + ".failed.report.json",
 		TorchScript:  base + ".torchscript" + ext,
 		Exported:     exported,
+		Source:       source,
 	}
 }
 
@@ -55,6 +63,8 @@ func (p OutputPaths) Artifact(format string) string {
 		return p.TorchScript
 	case ArtifactExported:
 		return p.Exported
+	case ArtifactSource:
+		return p.Source
 	}
 	return ""
 }
@@ -64,5 +74,5 @@ func (m Model) Paths() OutputPaths { return OutputPathsFor(m.Output) }
 
 // All lists every file, the model first.
 func (p OutputPaths) All() []string {
-	return []string{p.Model, p.StateDict, p.Report, p.FailedReport, p.TorchScript, p.Exported}
+	return []string{p.Model, p.StateDict, p.Report, p.FailedReport, p.TorchScript, p.Exported, p.Source}
 }

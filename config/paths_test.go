@@ -13,17 +13,17 @@ func TestOutputPathsFor(t *testing.T) {
 		output string
 		want   OutputPaths
 	}{
-		{"models/resnet8.pt", OutputPaths{"models/resnet8.pt", "models/resnet8.state_dict.pt", "models/resnet8.report.json", "models/resnet8.failed.report.json", "models/resnet8.torchscript.pt", "models/resnet8.pt2"}},
-		{"out/m.pth", OutputPaths{"out/m.pth", "out/m.state_dict.pth", "out/m.report.json", "out/m.failed.report.json", "out/m.torchscript.pth", "out/m.pt2"}},
-		{"out/model", OutputPaths{"out/model", "out/model.state_dict", "out/model.report.json", "out/model.failed.report.json", "out/model.torchscript", "out/model.pt2"}},
-		{"out/m.pt2", OutputPaths{"out/m.pt2", "out/m.state_dict.pt2", "out/m.report.json", "out/m.failed.report.json", "out/m.torchscript.pt2", "out/m.exported.pt2"}},
-		{"a.b/c.v1.pt", OutputPaths{"a.b/c.v1.pt", "a.b/c.v1.state_dict.pt", "a.b/c.v1.report.json", "a.b/c.v1.failed.report.json", "a.b/c.v1.torchscript.pt", "a.b/c.v1.pt2"}},
+		{"models/resnet8.pt", OutputPaths{"models/resnet8.pt", "models/resnet8.state_dict.pt", "models/resnet8.report.json", "models/resnet8.failed.report.json", "models/resnet8.torchscript.pt", "models/resnet8.pt2", "models/resnet8"}},
+		{"out/m.pth", OutputPaths{"out/m.pth", "out/m.state_dict.pth", "out/m.report.json", "out/m.failed.report.json", "out/m.torchscript.pth", "out/m.pt2", "out/m"}},
+		{"out/model", OutputPaths{"out/model", "out/model.state_dict", "out/model.report.json", "out/model.failed.report.json", "out/model.torchscript", "out/model.pt2", "out/model.source"}},
+		{"out/m.pt2", OutputPaths{"out/m.pt2", "out/m.state_dict.pt2", "out/m.report.json", "out/m.failed.report.json", "out/m.torchscript.pt2", "out/m.exported.pt2", "out/m"}},
+		{"a.b/c.v1.pt", OutputPaths{"a.b/c.v1.pt", "a.b/c.v1.state_dict.pt", "a.b/c.v1.report.json", "a.b/c.v1.failed.report.json", "a.b/c.v1.torchscript.pt", "a.b/c.v1.pt2", "a.b/c.v1"}},
 	} {
 		got := Model{Output: c.output}.Paths()
 		if got != c.want {
 			t.Errorf("%s: got %+v, want %+v", c.output, got, c.want)
 		}
-		if all := got.All(); !reflect.DeepEqual(all, []string{c.want.Model, c.want.StateDict, c.want.Report, c.want.FailedReport, c.want.TorchScript, c.want.Exported}) {
+		if all := got.All(); !reflect.DeepEqual(all, []string{c.want.Model, c.want.StateDict, c.want.Report, c.want.FailedReport, c.want.TorchScript, c.want.Exported, c.want.Source}) {
 			t.Errorf("%s: All() = %q", c.output, all)
 		}
 	}

@@ -5,6 +5,8 @@ package convert
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -347,7 +350,7 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 		path := filepath.Clean(paths.Artifact(format))
 		published := slices.ContainsFunc(moves, func(mv move) bool { return filepath.Clean(mv.dst) == path })
 		if !published && slices.Contains(earlier, path) {
-			os.Remove(path)
+			removeOutput(path)
 		}
 	}
 	for _, mv := range moves {
@@ -355,6 +358,22 @@ func (r *run) convert(ctx context.Context, j config.Job, paths config.OutputPath
 	}
 	log.Debugf("Report written to %s", paths.Report)
 	return nil
+}
+
+// sourceFiles are what the source artifact's folder holds: a folder no
+// longer asked for loses these, and itself only when nothing else is left.
+var sourceFiles = []string{"model.py", "model.safetensors", "README.md", "__pycache__"}
+
+// removeOutput removes an output an earlier conversion wrote.
+func removeOutput(path string) {
+	if st, err := os.Lstat(path); err == nil && st.IsDir() {
+		for _, name := range sourceFiles {
+			os.RemoveAll(filepath.Join(path, name))
+		}
+		os.Remove(path) // only if empty: what else is there is not ours
+		return
+	}
+	os.Remove(path)
 }
 
 // writtenBy lists the outputs the report at path records, if any.
@@ -396,7 +415,11 @@ func (r *run) exportAll(ctx context.Context, job *pyembed.Object, j config.Job, 
 		final := paths.Artifact(format)
 		tmp := r.temp(final)
 		var a report.Artifact
-		if err := r.step(ctx, "export", job, "export", &a, format, tmp, metadata); err != nil {
+		if format == config.ArtifactSource {
+			if err := r.source(ctx, job, tmp, final, metadata, &a); err != nil {
+				return nil, err
+			}
+		} else if err := r.step(ctx, "export", job, "export", &a, format, tmp, metadata); err != nil {
 			return nil, err
 		}
 		if a.Error != "" {
@@ -412,13 +435,73 @@ func (r *run) exportAll(ctx context.Context, job *pyembed.Object, j config.Job, 
 			r.rep.Artifacts = append(r.rep.Artifacts, a)
 			continue
 		}
-		a.Path, a.SizeBytes, a.Load = final, fileSize(tmp), fmt.Sprintf(loadSnippets[format], final)
+		a.Path = final
+		if format != config.ArtifactSource {
+			a.SizeBytes, a.Load = fileSize(tmp), fmt.Sprintf(loadSnippets[format], final)
+		}
 		r.log.WithFields(logrus.Fields{"artifact": format, "batches": a.Batches}).
 			Infof("Checked %s with torch alone: max abs diff %s", format, fmtDiff(a.Verification.MaxAbsDiff()))
 		r.rep.Artifacts = append(r.rep.Artifacts, a)
 		moves = append(moves, move{tmp, final})
 	}
 	return moves, nil
+}
+
+// source writes the model as PyTorch code into the folder tmp (published
+// as final) and checks it with torch alone, filling a.
+func (r *run) source(ctx context.Context, job *pyembed.Object, tmp, final string, metadata map[string]any, a *report.Artifact) error {
+	var res struct {
+		Batches      []int                `json:"batches"`
+		Verification *report.Verification `json:"verification"`
+		Error        string               `json:"error"`
+		Node         string               `json:"node"`
+		Load         string               `json:"load"`
+		Summary      struct {
+			Class string `json:"class"`
+		} `json:"summary"`
+	}
+	if err := r.step(ctx, "export", job, "source", &res, tmp, metadata); err != nil {
+		return err
+	}
+	*a = report.Artifact{Format: config.ArtifactSource, Batches: res.Batches, Verification: res.Verification,
+		Error: res.Error, Node: res.Node}
+	if a.Error != "" {
+		os.RemoveAll(tmp)
+		return nil
+	}
+	sum, size, err := folderSHA256(tmp)
+	if err != nil {
+		a.Error = err.Error()
+		return nil
+	}
+	a.SHA256, a.SizeBytes, a.Class = sum, size, res.Summary.Class
+	a.Load = strings.NewReplacer("PATH + '/model.safetensors'", strconv.Quote(filepath.Join(final, "model.safetensors")),
+		"PATH", strconv.Quote(final)).Replace(res.Load)
+	return nil
+}
+
+// folderSHA256 hashes a folder's files, by name and content, and sums
+// their sizes: the identity of the source artifact.
+func folderSHA256(dir string) (string, int64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", 0, err
+	}
+	h := sha256.New()
+	var size int64
+	for _, e := range entries { // sorted by name
+		if !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		sum, err := fileSHA256(path)
+		if err != nil {
+			return "", 0, err
+		}
+		fmt.Fprintf(h, "%s %s\n", sum, e.Name())
+		size += fileSize(path)
+	}
+	return hex.EncodeToString(h.Sum(nil)), size, nil
 }
 
 // logNormalisation says what the pre-flight found and what each pass did.
@@ -602,10 +685,11 @@ func (r *run) temp(path string) string {
 	return tmp
 }
 
-// cleanup removes temporary files that were not renamed into place.
+// cleanup removes temporary files (and the source artifact's folder) that
+// were not renamed into place.
 func (r *run) cleanup() {
 	for _, tmp := range r.temps {
-		os.Remove(tmp)
+		os.RemoveAll(tmp)
 	}
 }
 

@@ -128,10 +128,14 @@ func UpToDate(j config.Job, envID string) (bool, string) {
 		}
 	}
 	for _, f := range files {
+		hash := fileSHA256
+		if st, err := os.Stat(f.path); err == nil && st.IsDir() { // the source artifact
+			hash = func(dir string) (string, error) { sum, _, err := folderSHA256(dir); return sum, err }
+		}
 		// The report beside the files names them as the run that wrote it
 		// saw them, relative to its working directory: by their names alone
 		// they are the same from any directory.
-		if sum, err := fileSHA256(f.path); err != nil || sum != f.sha256 || filepath.Base(f.recorded) != filepath.Base(f.path) {
+		if sum, err := hash(f.path); err != nil || sum != f.sha256 || filepath.Base(f.recorded) != filepath.Base(f.path) {
 			return false, f.path + " is missing or was changed"
 		}
 	}

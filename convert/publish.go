@@ -39,11 +39,14 @@ var publishing sync.Mutex
 func HoldPublishing() { publishing.Lock() }
 
 // entry is one move as the journal records it: Old is where the previous
-// version of Dst was kept, "" when there was none.
+// version of Dst was kept, "" when there was none. Dir is set for a folder
+// (the source artifact), whose previous version is renamed aside, not
+// linked: folders cannot be hard-linked.
 type entry struct {
 	Tmp string `json:"tmp"`
 	Dst string `json:"dst"`
 	Old string `json:"old"`
+	Dir bool   `json:"dir,omitempty"`
 }
 
 // publish moves a conversion's files into place all or nothing. Each
@@ -62,16 +65,23 @@ func publish(moves []move) error {
 	defer publishing.Unlock()
 	entries := make([]entry, len(moves))
 	for i, m := range moves {
+		tmp, err := os.Lstat(m.tmp)
+		if err != nil {
+			return err
+		}
+		dir := tmp.IsDir()
 		st, err := os.Lstat(m.dst)
 		switch {
-		case err == nil && !st.Mode().IsRegular():
+		case err == nil && dir && !st.IsDir():
+			return fmt.Errorf("%s exists and is not a folder: remove it or choose another output", m.dst)
+		case err == nil && !dir && !st.Mode().IsRegular():
 			return fmt.Errorf("%s exists and is not a regular file: remove it or choose another output", m.dst)
 		case err == nil:
-			entries[i] = entry{Tmp: m.tmp, Dst: m.dst, Old: tempName(m.dst, "old")}
+			entries[i] = entry{Tmp: m.tmp, Dst: m.dst, Old: tempName(m.dst, "old"), Dir: dir}
 		default:
-			entries[i] = entry{Tmp: m.tmp, Dst: m.dst}
+			entries[i] = entry{Tmp: m.tmp, Dst: m.dst, Dir: dir}
 		}
-		if err := syncFile(m.tmp); err != nil {
+		if err := syncTree(m.tmp); err != nil {
 			return err
 		}
 	}
@@ -97,7 +107,11 @@ func publish(moves []move) error {
 	for _, e := range entries {
 		pause()
 		if e.Old != "" {
-			if err := os.Link(e.Dst, e.Old); err != nil {
+			keep := os.Link
+			if e.Dir {
+				keep = os.Rename
+			}
+			if err := keep(e.Dst, e.Old); err != nil {
 				return undo(fmt.Errorf("keeping the previous %s: %w", e.Dst, err))
 			}
 		}
@@ -120,7 +134,7 @@ func publish(moves []move) error {
 	syncFile(filepath.Dir(journal))
 	for _, e := range entries {
 		if e.Old != "" {
-			os.Remove(e.Old)
+			os.RemoveAll(e.Old)
 		}
 	}
 	return nil
@@ -136,6 +150,12 @@ func rollBack(made []entry) error {
 		renamed := !exists(e.Tmp)
 		switch {
 		case e.Old != "" && exists(e.Old):
+			if e.Dir && renamed { // a folder cannot be renamed over another
+				if err := os.RemoveAll(e.Dst); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+			}
 			if err := os.Rename(e.Old, e.Dst); err != nil {
 				errs = append(errs, fmt.Errorf("restoring %s (its previous version is in %s): %w", e.Dst, e.Old, err))
 				continue
@@ -143,11 +163,11 @@ func rollBack(made []entry) error {
 			// Renaming a link onto the same file leaves both names.
 			os.Remove(e.Old)
 		case e.Old == "" && renamed:
-			if err := os.Remove(e.Dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+			if err := os.RemoveAll(e.Dst); err != nil {
 				errs = append(errs, err)
 			}
 		}
-		os.Remove(e.Tmp)
+		os.RemoveAll(e.Tmp)
 	}
 	return errors.Join(errs...)
 }
@@ -234,7 +254,7 @@ func recoverOutputs(m config.Model, minAge time.Duration) error {
 			leftovers, _ := filepath.Glob(hidden(path, tag))
 			for _, f := range leftovers {
 				if st, err := os.Lstat(f); err == nil && (tag == "old" || time.Since(st.ModTime()) >= minAge) {
-					os.Remove(f)
+					os.RemoveAll(f) // a folder for the source artifact
 				}
 			}
 		}
@@ -293,6 +313,19 @@ func folders(moves []move) []string {
 func exists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+// syncTree flushes a file, or a folder and the files in it, to disk.
+func syncTree(path string) error {
+	return filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type()&os.ModeSymlink != 0 {
+			return nil
+		}
+		return syncFile(p)
+	})
 }
 
 // syncFile flushes a file's or a directory's content to disk.

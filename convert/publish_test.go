@@ -196,3 +196,49 @@ func TestRecoverStaleLeavesALivePublishAlone(t *testing.T) {
 		t.Errorf("m.pt is %q after recovery, want the previous version", got)
 	}
 }
+
+// A folder (the source artifact) is published with the files: replaced
+// whole, and put back whole when a later step fails.
+func TestPublishAFolder(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		dir := t.TempDir()
+		folder := filepath.Join(dir, "m")
+		os.Mkdir(folder, 0o755)
+		writeFile(t, filepath.Join(folder, "model.py"), "old")
+		writeFile(t, filepath.Join(folder, "stale.txt"), "old only")
+		tmp := tempName(folder, "tmp")
+		os.Mkdir(tmp, 0o755)
+		writeFile(t, filepath.Join(tmp, "model.py"), "new")
+		report := filepath.Join(dir, "m.report.json")
+		reportTmp := tempName(report, "tmp")
+		writeFile(t, reportTmp, "new report")
+		if fail {
+			rename = func(from, to string) error {
+				if to == report {
+					return errors.New("disk full")
+				}
+				return os.Rename(from, to)
+			}
+		}
+		err := publish([]move{{tmp, folder}, {reportTmp, report}})
+		rename = os.Rename
+		want := map[string]string{"model.py": "new"}
+		if fail {
+			want = map[string]string{"model.py": "old", "stale.txt": "old only"}
+			if err == nil {
+				t.Fatal("the failing publish succeeded")
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if got := contents(t, folder); !maps.Equal(got, want) {
+			t.Errorf("failing %v: folder holds %v, want %v", fail, got, want)
+		}
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if strings.HasPrefix(e.Name(), ".") {
+				t.Errorf("failing %v: %s left behind", fail, e.Name())
+			}
+		}
+	}
+}

@@ -281,6 +281,8 @@ type Artifact struct {
 	Error    string         `json:"error,omitempty"`
 	// Node is the converted model's module that failed, "name (Class)".
 	Node string `json:"node,omitempty"`
+	// Class is the source artifact's nn.Module class in model.py.
+	Class string `json:"class,omitempty"`
 }
 
 // MaxAbsDiff is the largest absolute difference over all outputs; nil

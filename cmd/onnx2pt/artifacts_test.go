@@ -63,7 +63,7 @@ func TestAPortableArtifactThatFails(t *testing.T) {
 	os.RemoveAll(filepath.Join(dir, "out"))
 	rep := readJSON(t, filepath.Join(dir, "m.report.json"))
 	arts, _ := rep["artifacts"].([]any)
-	if len(arts) != 2 {
+	if len(arts) != 3 {
 		t.Fatalf("report artifacts %v", rep["artifacts"])
 	}
 	exported := arts[1].(map[string]any)
@@ -73,6 +73,9 @@ func TestAPortableArtifactThatFails(t *testing.T) {
 	files := []string{"m.onnx", "m.pt", "m.state_dict.pt", "m.report.json"}
 	if ts := arts[0].(map[string]any); ts["path"] != nil {
 		files = append(files, "m.torchscript.pt") // a trace whose check passed
+	}
+	if src := arts[2].(map[string]any); src["path"] != nil {
+		files = append(files, "m") // model.py, which need not export where .pt2 did not
 	}
 	assertOnly(t, dir, files...)
 }
@@ -84,9 +87,14 @@ func TestArtifactsNoLongerAskedForAreRemoved(t *testing.T) {
 	if r := onnx2pt(t, dir, "convert", "resnet8.onnx"); r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
-	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.state_dict.pt", "resnet8.report.json", "resnet8.torchscript.pt", "resnet8.pt2")
+	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.state_dict.pt", "resnet8.report.json", "resnet8.torchscript.pt", "resnet8.pt2", "resnet8")
+	// A file of the user's own in the source folder stays, with the folder.
+	if err := os.WriteFile(filepath.Join(dir, "resnet8", "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if r := onnx2pt(t, dir, "convert", "resnet8.onnx", "--artifacts", "checkpoint"); r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
-	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.report.json")
+	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.report.json", "resnet8")
+	assertOnly(t, filepath.Join(dir, "resnet8"), "notes.txt")
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,6 +148,7 @@ func TestConvertResNet8(t *testing.T) {
 	checkReport(t, dir)
 	checkWithPlainPython(t, dir)
 	checkPortableArtifacts(t, dir)
+	checkSourceArtifact(t, dir)
 }
 
 // checkPortableArtifacts loads the TorchScript file and the torch.export
@@ -199,16 +201,106 @@ for name, model in models.items():
 	}
 	rep := readJSON(t, filepath.Join(dir, "out", "resnet8.report.json"))
 	arts, _ := rep["artifacts"].([]any)
-	if len(arts) != 2 {
-		t.Fatalf("report lists %d artifacts, want 2", len(arts))
+	if len(arts) != 3 {
+		t.Fatalf("report lists %d artifacts, want 3", len(arts))
 	}
-	for _, a := range arts {
+	for _, a := range arts[:2] {
 		a := a.(map[string]any)
 		path, _ := a["path"].(string)
 		if path == "" || a["sha256"] != fileSHA256(t, filepath.Join(dir, path)) || !strings.Contains(fmt.Sprint(a["load"]), "import torch") {
 			t.Errorf("report entry %v does not match the file", a)
 		}
 	}
+	if src := arts[2].(map[string]any); src["format"] != "source" || src["path"] != "out/resnet8" || src["class"] != "Resnet8" {
+		t.Errorf("source artifact reported as %v", src)
+	}
+}
+
+// checkSourceArtifact imports out/resnet8/model.py in a python where only
+// torch (and safetensors) can be imported: a plain nn.Module whose layers
+// are torch.nn's, named after the ONNX graph's nodes, with the residual
+// additions in forward, which loads its weights strictly, matches
+// onnxruntime and trains.
+func checkSourceArtifact(t *testing.T, dir string) {
+	t.Helper()
+	const script = `
+import sys
+sys.modules["onnx2torch"] = sys.modules["onnx2pt_py"] = sys.modules["onnx"] = None
+sys.path.insert(0, "out/resnet8")
+import json, numpy as np, torch
+from safetensors.torch import load_file
+from model import Resnet8
+model = Resnet8()
+model.load_state_dict(load_file("out/resnet8/model.safetensors"), strict=True)
+model.eval()
+modules = {name: type(m).__module__ + "." + type(m).__name__ for name, m in model.named_children()}
+x = torch.from_numpy(np.random.default_rng(5).standard_normal((5, 32, 32, 3)).astype(np.float32))
+with torch.no_grad():
+    y = model(x).numpy()
+model.train()
+model(x).sum().backward()
+grads = all(p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in model.parameters())
+print(json.dumps({"modules": modules, "y": y.tolist(), "grads": grads}))
+`
+	cmd := exec.Command(filepath.Join(venvDir, "bin", "python"), "-I", "-c", script)
+	cmd.Dir = dir
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("using out/resnet8/model.py with torch alone: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		Modules map[string]string `json:"modules"`
+		Y       [][]float64       `json:"y"`
+		Grads   bool              `json:"grads"`
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	// The layers a hand-written ResNet8 has, named as the graph's nodes.
+	want := map[string]string{"dense": "torch.nn.modules.linear.Linear"}
+	for i := 1; i <= 9; i++ {
+		want[fmt.Sprintf("conv_%d", i)] = "torch.nn.modules.conv.Conv2d"
+	}
+	for i := 1; i <= 7; i++ {
+		want[fmt.Sprintf("bn_%d", i)] = "torch.nn.modules.batchnorm.BatchNorm2d"
+	}
+	if !maps.Equal(got.Modules, want) {
+		t.Errorf("model.py's layers %v, want %v", got.Modules, want)
+	}
+	if !got.Grads {
+		t.Error("a parameter got no finite gradient in training mode")
+	}
+	code, err := os.ReadFile(filepath.Join(dir, "out", "resnet8", "model.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, add := range []string{"add_1 = bn_3 + relu_1", "add_2 = bn_5 + conv_6", "add_3 = bn_7 + conv_9"} {
+		if !strings.Contains(string(code), add) {
+			t.Errorf("model.py's forward lacks the residual addition %q", add)
+		}
+	}
+	if regexp.MustCompile(`(?m)^(import|from) (?:onnx|onnx2torch|onnx2pt)`).Match(code) {
+		t.Error("model.py imports more than torch")
+	}
+	// Its outputs are the converted model's: onnxruntime's, within tolerance.
+	python(t, dir, `
+import json, sys, numpy as np, onnxruntime as ort
+y = np.array(json.loads(sys.argv[1]))
+x = np.random.default_rng(5).standard_normal((5, 32, 32, 3)).astype(np.float32)
+want = ort.InferenceSession("resnet8.onnx", providers=["CPUExecutionProvider"]).run(None, {"input_1": x})[0]
+assert np.abs(y - want).max() < 1e-4, np.abs(y - want).max()
+`, string(mustJSON(t, got.Y)))
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
 
 func checkReport(t *testing.T, dir string) {
@@ -272,7 +364,7 @@ func checkReport(t *testing.T, dir string) {
 	for _, tm := range rep.Timings {
 		stages = append(stages, tm.Stage)
 	}
-	if strings.Join(stages, ",") != "load,normalise,convert,probe,save,verify,export,export" {
+	if strings.Join(stages, ",") != "load,normalise,convert,probe,save,verify,export,export,export" {
 		t.Errorf("timed stages: %v", stages)
 	}
 	for _, pkg := range []string{"python", "torch", "onnx", "onnx2torch", "onnxruntime"} {

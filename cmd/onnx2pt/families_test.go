@@ -133,12 +133,15 @@ func TestFamilies(t *testing.T) {
 	r = onnx2pt(t, dir, "convert", "--config", "families.yaml")
 	t.Logf("converted in %s", time.Since(started).Round(time.Second))
 
-	failed := 0
+	failed, written := 0, 0
 	for _, m := range models {
 		in := predicted[m.Path]
-		converted := checkFamilyOutcome(t, dir, m)
+		converted, source := checkFamilyOutcome(t, dir, m)
 		if !converted {
 			failed++
+		}
+		if source {
+			written++
 		}
 		if predicts := in.Verdict != "cannot convert"; predicts != converted {
 			t.Errorf("%s: inspect predicted %q (remaining %v, error %q), convert gave converts=%v", m.Name, in.Verdict, in.Normalisation.Remaining, in.Error, converted)
@@ -153,6 +156,13 @@ func TestFamilies(t *testing.T) {
 	}
 	if want := exitCode(failed > 0); r.code != want {
 		t.Errorf("convert exited %d with %d failed models, want %d\n%s", r.code, failed, want, lastLine(r.stderr))
+	}
+	// The source artifact (model.py + safetensors, checked with torch alone)
+	// for at least 90% of the models that convert.
+	converted := len(models) - failed
+	t.Logf("source artifact written and verified for %d of %d converted models", written, converted)
+	if float64(written) < 0.9*float64(converted) {
+		t.Errorf("source artifact for %d of %d converted models, want at least 90%%", written, converted)
 	}
 }
 
@@ -199,7 +209,7 @@ func generateFamilies(t *testing.T, dir string) []familyModel {
 
 // checkFamilyOutcome reports whether m converted, checking the files and
 // report that each outcome must leave.
-func checkFamilyOutcome(t *testing.T, dir string, m familyModel) bool {
+func checkFamilyOutcome(t *testing.T, dir string, m familyModel) (converted, source bool) {
 	t.Helper()
 	base := filepath.Join(dir, "out", m.Name)
 	if data, err := os.ReadFile(base + ".report.json"); err == nil {
@@ -221,13 +231,12 @@ func checkFamilyOutcome(t *testing.T, dir string, m familyModel) bool {
 		if _, err := os.Stat(base + ".pt"); err != nil {
 			t.Errorf("%s: converted without a model file: %v", m.Name, err)
 		}
-		checkFamilyArtifacts(t, dir, m, rep)
-		return true
+		return true, checkFamilyArtifacts(t, dir, m, rep)
 	}
 	data, err := os.ReadFile(base + ".failed.report.json")
 	if err != nil {
 		t.Errorf("%s: neither a report nor a failure report", m.Name)
-		return false
+		return false, false
 	}
 	var rep familyReport
 	if err := json.Unmarshal(data, &rep); err != nil || rep.Failure == nil {
@@ -246,19 +255,19 @@ func checkFamilyOutcome(t *testing.T, dir string, m familyModel) bool {
 	} else {
 		t.Logf("%s failed at %s: %s", m.Name, rep.Failure.Stage, msg)
 	}
-	return false
+	return false, false
 }
 
 // checkFamilyArtifacts checks that both portable formats were tried and
 // each either written (checked at batch sizes 1, 3 and 6) or explained, and
 // logs the model's line of the artifact table.
-func checkFamilyArtifacts(t *testing.T, dir string, m familyModel, rep familyReport) {
+func checkFamilyArtifacts(t *testing.T, dir string, m familyModel, rep familyReport) (source bool) {
 	t.Helper()
 	row := []string{m.Name}
-	for i, want := range []string{"torchscript", "exported"} {
+	for i, want := range []string{"torchscript", "exported", "source"} {
 		if i >= len(rep.Artifacts) || rep.Artifacts[i].Format != want {
-			t.Errorf("%s: artifacts %+v, want torchscript then exported", m.Name, rep.Artifacts)
-			return
+			t.Errorf("%s: artifacts %+v, want torchscript, exported then source", m.Name, rep.Artifacts)
+			return false
 		}
 		a := rep.Artifacts[i]
 		switch {
@@ -267,6 +276,7 @@ func checkFamilyArtifacts(t *testing.T, dir string, m familyModel, rep familyRep
 				t.Errorf("%s: %s at %s checked at %v: %v", m.Name, want, a.Path, a.Batches, err)
 			}
 			row = append(row, "yes")
+			source = source || want == "source"
 		case a.Error != "":
 			row = append(row, fmt.Sprintf("no: %s %s", a.Node, a.Error))
 		default:
@@ -274,6 +284,7 @@ func checkFamilyArtifacts(t *testing.T, dir string, m familyModel, rep familyRep
 		}
 	}
 	t.Logf("artifacts | %s |", strings.Join(row, " | "))
+	return source
 }
 
 func namesFailure(failures []nodeFailure, m familyModel) bool {

@@ -186,7 +186,7 @@ func TestValidationMessages(t *testing.T) {
 		{"run settings", []string{"-c", write("r.yaml", "run: {jobs: -1, shard: 2/2, max_worker_memory: lots}\n"+models)},
 			[]string{"run.jobs: -1 is negative", `run.shard: "2/2": the shard index must be from 0 to N-1`, `run.max_worker_memory: "lots" is not a size`}, nil},
 		{"artifacts", []string{"-c", write("a.yaml", "artifacts: [onnx]\n"+models)},
-			[]string{`artifacts: "onnx" is not one of checkpoint, state_dict, torchscript, exported`}, nil},
+			[]string{`artifacts: "onnx" is not one of checkpoint, state_dict, torchscript, exported, source`}, nil},
 		{"missing argument", []string{filepath.Join(dir, "none.onnx")}, []string{filepath.Join(dir, "none.onnx") + " does not exist"}, nil},
 		{"glob without matches", []string{filepath.Join(dir, "*.onnnx")}, []string{"*.onnnx: matches no file"}, nil},
 		{"folder without models", []string{filepath.Join(dir, "empty")}, []string{"empty: a folder without .onnx files"}, nil},

@@ -81,7 +81,7 @@ outcome for CI.`,
 	a.bind(f, "verify.rtol", "rtol")
 	a.bind(f, "verify.batch_sizes", "batch-sizes")
 	a.bind(f, "verify.locate", "locate")
-	f.StringSlice("artifacts", nil, "what to write: checkpoint, state_dict, torchscript, exported (artifacts; default: all, the last two where they succeed)")
+	f.StringSlice("artifacts", nil, "what to write: checkpoint, state_dict, torchscript, exported, source (artifacts; default: all, the last three where they succeed)")
 	f.IntP("jobs", "j", 0, "models converted at once, each in its own worker (run.jobs; 0: from cores and memory)")
 	f.String("shard", "", "convert only part I of N of the models, e.g. 0/4 (run.shard)")
 	f.String("summary", "", "write every model's outcome to this JSON file (run.summary)")

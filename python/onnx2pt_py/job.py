@@ -14,6 +14,7 @@ import numpy as np
 
 from . import artifacts as artifacts_mod
 from . import exportable, locate, model_info, normalise, outputs, parity, probes
+from . import source as source_mod
 from .errors import UserError, first_line
 
 
@@ -67,7 +68,9 @@ class ConversionJob:
         self.seed = int(seed)
         self.data = data and os.path.abspath(data)  # .npz or folder of .npy: the inputs of one probe
         self.expected_data = expected and os.path.abspath(expected)  # same, the expected outputs
-        self.artifacts = [a for a in artifacts if a in artifacts_mod.FORMATS]  # portable formats wanted
+        # Portable formats wanted.
+        self.artifacts = [a for a in artifacts if a in artifacts_mod.FORMATS or a == source_mod.FORMAT]
+        self._exported_ok = None  # whether the exported artifact worked, once tried
         self.onnx_model = None
         self.normalised = None
         self.plan = None
@@ -270,6 +273,64 @@ class ConversionJob:
         if not result["verification"]["passed"]:
             result["error"] = "its outputs differ from the expected ones beyond tolerance" + (
                 f" (batch sizes {result['batches']})" if len(result["batches"]) > 1 else ""
+            )
+        if fmt == "exported":
+            self._exported_ok = result["error"] is None
+        return result
+
+    def source(self, folder, metadata):
+        """Write the model as PyTorch source (source.py: model.py,
+        model.safetensors, README.md) into folder and check it with torch
+        alone against the expected outputs, at every probe and at a batch
+        size no probe used, with one backward pass and torch.export (which
+        must work where the exported artifact did). A failure is returned,
+        not raised: the host decides whether it fails the conversion."""
+        folder = os.path.abspath(folder)  # written from the model's folder
+        result = {"format": source_mod.FORMAT, "folder": folder, "sha256": {}, "summary": None, "load": None}
+        result.update({"batches": [], "verification": None, "error": None, "node": None})
+        try:
+            checks, expected, example = self._artifact_probes()
+        except Exception as e:
+            result["error"] = f"preparing its check: {first_line(e)}"
+            return result
+        try:
+            with self.in_folder():
+                summary = source_mod.write(self.torch_model, self.normalised, folder, metadata, checks[0][1])
+        except source_mod.NotExpressible as e:
+            result["error"] = f"not expressible as torch code: {e.reason}"
+            result["node"] = e.node
+            return result
+        except Exception as e:
+            result["error"] = f"writing it failed: {first_line(e)}"
+            return result
+        result["summary"] = {k: v for k, v in summary.items() if k != "state_keys"}
+        result["sha256"] = summary["sha256"]
+        result["load"] = source_mod.load_code(summary)
+        result["batches"] = list(dict.fromkeys(b or 0 for b, _ in checks))
+        try:
+            verification = source_mod.verify(
+                folder,
+                summary,
+                metadata,
+                [inputs for _, inputs in checks],
+                expected,
+                [o["name"] for o in self.info["outputs"]],
+                self.atol,
+                self.rtol,
+                example=example,
+                specs=self.info["inputs"],
+                export=True,
+                export_required=bool(self._exported_ok),
+                batches=result["batches"],
+                against="the expected outputs" if self.expected_data else "onnxruntime",
+            )
+        except Exception as e:
+            result["error"] = f"checking it: {first_line(e)}"
+            return result
+        result["verification"] = verification
+        if not verification["passed"]:
+            result["error"] = (
+                verification["error"] or "it does not verify (outputs, gradients or torch.export; see verification)"
             )
         return result
 

@@ -29,6 +29,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: exports or converts a full network")
     config.addinivalue_line(
         "markers",
-        "binary_covers: converted end to end by the Go tests too (cmd/onnx2pt TestFamilies), "
+        "binary_covers: converted end to end by the Go tests too (cmd/onnx2pt TestFamilies, source artifact included), "
         "which `go tool task test` runs; it leaves these out here",
     )
