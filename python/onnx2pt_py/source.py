@@ -43,7 +43,6 @@ pass in training mode, and torch.export of the loaded module.
 
 import ast
 import builtins
-import hashlib
 import inspect
 import json
 import keyword
@@ -61,6 +60,8 @@ import types
 import numpy as np
 import torch
 from torch import fx, nn
+
+from . import model_info
 
 FORMAT = "source"  # the artifact's name beside artifacts.FORMATS
 FILES = ("model.py", "model.safetensors", "README.md")
@@ -138,7 +139,7 @@ def write(torch_model, onnx_model, folder, metadata, example, class_name=None):
         "layers": dict(sorted(program.layer_counts.items())),
         "formatted": formatted,
         "files": list(FILES),
-        "sha256": {f: _sha256(os.path.join(folder, f)) for f in ("model.py", "model.safetensors")},
+        "sha256": {f: model_info.sha256_file(os.path.join(folder, f)) for f in ("model.py", "model.safetensors")},
     }
     write_readme(folder, summary, metadata)
     return summary
@@ -189,14 +190,6 @@ def _as_tensor(x):
     if isinstance(x, torch.Tensor):
         return x
     return torch.from_numpy(np.ascontiguousarray(np.asarray(x)))
-
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _params_without_gradient(model, inputs):
@@ -870,6 +863,18 @@ def _split_name(name):
     if not parts or not all(re.fullmatch(r"\w+", p) for p in parts):
         return None
     return parts
+
+
+def _weight_paths(*values):
+    """The module paths that values' initializer names give, for values that
+    are weights (layer1.0.conv1.weight: layer1.0.conv1); None values and
+    other names give none."""
+    paths = []
+    for v in values:
+        parts = _split_name(v.origin[1]) if v is not None and v.origin else None
+        if parts and len(parts) >= 2 and parts[-1] in _TENSOR_SUFFIXES:
+            paths.append(parts[:-1])
+    return paths
 
 
 def _legacy_scope(parts):
@@ -1736,11 +1741,7 @@ def _linear_pattern(g, n, a, b):
         layer.weight.copy_(w.t())
         if bias is not None:
             layer.bias.copy_(bias.static)
-    candidates = []
-    for origin in ((bias.origin if bias else None), b.origin):
-        parts = _split_name(origin[1]) if origin else None
-        if parts and len(parts) >= 2 and parts[-1] in _TENSOR_SUFFIXES:
-            candidates.append(parts[:-1])
+    candidates = _weight_paths(bias, b)
     if add is not None:
         add_names = _NodeNames(g._onnx_node(add), add.target, g.p.scope_counts())
         if add_names.scope and add_names.scope != g.current.scope:
@@ -1823,11 +1824,7 @@ def _emit_gather(g, n, module, args, kwargs):
         layer = nn.Embedding(table.shape[0], table.shape[1], dtype=table.dtype)
         with torch.no_grad():
             layer.weight.copy_(table)
-        candidates = []
-        parts = _split_name(data.origin[1]) if data.origin else None
-        if parts and len(parts) >= 2 and parts[-1] in _TENSOR_SUFFIXES:
-            candidates.append(parts[:-1])
-        candidates += g.current.layer_paths()
+        candidates = _weight_paths(data) + g.current.layer_paths()
         return f"{g.layer(layer, candidates=candidates)}({g.t(indices)})"
     return _index(g, g.t(data), axis, rank, g.t(indices))
 
@@ -2255,12 +2252,7 @@ def _emit_layer_norm(g, n, module, args, kwargs):
         layer.weight.copy_(w)
         if bias is not None:
             layer.bias.copy_(b)
-    candidates = []
-    for v in (scale, bias):
-        parts = _split_name(v.origin[1]) if v is not None and v.origin else None
-        if parts and len(parts) >= 2 and parts[-1] in _TENSOR_SUFFIXES:
-            candidates.append(parts[:-1])
-    candidates += g.current.layer_paths()
+    candidates = _weight_paths(scale, bias) + g.current.layer_paths()
     return f"{g.layer(layer, candidates=candidates)}({g.t(x)})"
 
 
@@ -2301,12 +2293,7 @@ def _emit_conv(g, n, module, args, kwargs):
         layer.weight.copy_(weight)
         if b is not None:
             layer.bias.copy_(bias)
-    candidates = []
-    for v in (w, b):
-        parts = _split_name(v.origin[1]) if v is not None and v.origin else None
-        if parts and len(parts) >= 2 and parts[-1] in _TENSOR_SUFFIXES:
-            candidates.append(parts[:-1])
-    candidates += g.current.layer_paths()
+    candidates = _weight_paths(w, b) + g.current.layer_paths()
     return f"{g.layer(layer, candidates=candidates)}({xe})"
 
 
