@@ -160,7 +160,7 @@ func TestFailedVerificationWritesAFailureReport(t *testing.T) {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	assertOnly(t, dir, "resnet8.onnx", "resnet8.pt", "resnet8.state_dict.pt", "resnet8.report.json",
-		"resnet8.torchscript.pt", "resnet8.pt2")
+		"resnet8.torchscript.pt", "resnet8.pt2", "resnet8")
 }
 
 func readJSON(t *testing.T, path string) map[string]any {
