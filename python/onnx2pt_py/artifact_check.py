@@ -6,7 +6,7 @@ else, so an artifact that needs them fails here instead of on its user's
 machine. It serves requests one per line on stdin, each the path of a JSON
 file naming the artifact, its format, and .npz files of inputs; the outputs
 go to .npz files beside them, and one JSON line on stdout answers each
-request. .npz files are read with allow_pickle=False; TorchScript and
+request. The `source` format is checked by source_check.py, loaded here. .npz files are read with allow_pickle=False; TorchScript and
 torch.export archives with their own loaders (torch.export's unpickles), so
 an artifact is read once, and loaded from those bytes only if they hash to
 the sha256 the request gives (what the parent wrote): the file could be
@@ -15,14 +15,19 @@ swapped between a hash and a second read.
 
 import sys
 
+# No __pycache__ left in a source artifact's folder, which is published.
+sys.dont_write_bytecode = True
+
 # Blocked, not merely unused: importing them now raises ImportError.
 BLOCKED = ("onnx2torch", "onnx2pt_py")
 for _name in BLOCKED:
     sys.modules[_name] = None
 
 import hashlib  # noqa: E402
+import importlib.util  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -54,12 +59,29 @@ def cause(error):
     return lines[0]
 
 
-def check(request_path):
-    """Answer one request: {"error": None}, {"error": reason}, or
-    {"error": reason, "changed": True} when the file does not hash to the
-    request's sha256 (it is then not loaded)."""
+def source_checker():
+    """source_check.py, beside this file, as a module (-I keeps this folder
+    off sys.path, and onnx2pt_py is blocked)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "source_check.py")
+    spec = importlib.util.spec_from_file_location("onnx2pt_source_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def answer(request_path, source_check):
+    """The answer to one request (see check and source_check.check)."""
     with open(request_path) as f:
         req = json.load(f)
+    if req["format"] == "source":
+        return source_check.check(req)
+    return check(req)
+
+
+def check(req):
+    """Answer one artifact's request: {"error": None}, {"error": reason}, or
+    {"error": reason, "changed": True} when the file does not hash to the
+    request's sha256 (it is then not loaded)."""
     try:
         with open(req["path"], "rb") as f:
             data = f.read()
@@ -92,9 +114,10 @@ def main():
     import torch._dynamo  # noqa: F401
     import torch.export  # noqa: F401
 
+    source_check = source_checker()
     print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
     for line in sys.stdin:
-        print(json.dumps(check(line.strip())), flush=True)
+        print(json.dumps(answer(line.strip(), source_check)), flush=True)
     return 0
 
 

@@ -35,10 +35,10 @@ model.py is written from onnx2torch's GraphModule, node by node:
 Where none of this works the artifact is not written: NotExpressible names
 the node and the reason.
 
-check() runs the folder in a fresh interpreter where onnx2torch and
-onnx2pt_py cannot be imported (source_check.py): model.py imported, the
-safetensors loaded with strict=True, outputs at every probe, one backward
-pass in training mode, and torch.export of the loaded module.
+check() runs the folder in the artifacts' checker, an interpreter where
+onnx2torch and onnx2pt_py cannot be imported (source_check.py): model.py
+run, the safetensors loaded with strict=True, outputs at every probe, one
+backward pass in training mode, and torch.export of the loaded module.
 """
 
 import ast
@@ -65,7 +65,6 @@ from . import model_info
 
 FORMAT = "source"  # the artifact's name beside artifacts.FORMATS
 FILES = ("model.py", "model.safetensors", "README.md")
-CHECK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "source_check.py")
 
 # Constants with at most this many elements are written as literals.
 LITERAL_ELEMENTS = 16
@@ -2894,16 +2893,20 @@ def _fmt(x):
 # -- checking ---------------------------------------------------------------------------
 
 
-def check(folder, class_name, probe_inputs, example=None, specs=None, export=True, timeout=600):
-    """Run the folder in the checker (source_check.py, a fresh interpreter
-    where onnx2torch and onnx2pt_py cannot be imported): import model.py,
-    load model.safetensors with strict=True, run each probe's inputs; then
-    one backward pass in training mode on the largest probe, and (export)
+def check(folder, class_name, probe_inputs, example=None, specs=None, export=True, sha256=None):
+    """Run the folder in the checker (artifacts.Checker: an interpreter where
+    onnx2torch and onnx2pt_py cannot be imported; source_check.py there):
+    model.py and model.safetensors read once and used only if they hash to
+    sha256 ({file: hex}, as written; None: unchecked), the module built,
+    the weights loaded with strict=True, each probe's inputs run; then one
+    backward pass in training mode on the largest probe, and (export)
     torch.export at the example inputs with the inputs' symbolic dimensions
     dynamic (specs: the ONNX inputs' {"name", "shape"}).
 
     Returns {"outputs": [[array]] per probe, "gradients", "export",
     "imports", "error"}."""
+    from .artifacts import Checker
+
     with tempfile.TemporaryDirectory(prefix="onnx2pt-source-") as tmp:
         probes = []
         for i, inputs in enumerate(probe_inputs):
@@ -2911,8 +2914,10 @@ def check(folder, class_name, probe_inputs, example=None, specs=None, export=Tru
             np.savez(probe["inputs"], *[np.asarray(x) for x in inputs])
             probes.append(probe)
         request = {
+            "format": FORMAT,
             "folder": os.path.abspath(folder),
             "class": class_name,
+            "sha256": sha256,
             "probes": probes,
             "specs": specs or [],
             "export": bool(export),
@@ -2923,18 +2928,9 @@ def check(folder, class_name, probe_inputs, example=None, specs=None, export=Tru
         path = os.path.join(tmp, "request.json")
         with open(path, "w") as f:
             json.dump(request, f)
-        try:
-            proc = subprocess.run(
-                [_python_executable(), "-I", CHECK_SCRIPT, path],
-                capture_output=True, text=True, timeout=timeout,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            return {"outputs": None, "error": f"the check took over {timeout} s"}
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        if not lines:
-            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            return {"outputs": None, "error": f"the check process died (exit {proc.returncode}): {tail}"}
-        answer = json.loads(lines[-1])
+        answer, error = Checker.get().ask(path)
+        if error:
+            return {"outputs": None, "error": error}
         outputs = None
         if not answer.get("error"):
             outputs = []
@@ -2943,13 +2939,6 @@ def check(folder, class_name, probe_inputs, example=None, specs=None, export=Tru
                     outputs.append([data[f"arr_{i}"] for i in range(len(data.files))])
         answer["outputs"] = outputs
         return answer
-
-
-def _python_executable():
-    exe = sys.executable
-    if exe and os.path.basename(exe).startswith("python"):
-        return exe
-    return os.path.join(sys.prefix, "bin", "python")
 
 
 def verify(folder, summary, metadata, probe_inputs, expected, names, atol, rtol, example=None, specs=None,
@@ -2965,7 +2954,9 @@ def verify(folder, summary, metadata, probe_inputs, expected, names, atol, rtol,
         export_required = export
     from . import parity
 
-    answer = check(folder, summary["class"], probe_inputs, example=example, specs=specs, export=export)
+    answer = check(
+        folder, summary["class"], probe_inputs, example=example, specs=specs, export=export, sha256=summary["sha256"]
+    )
     if answer.get("error"):
         result = {"passed": False, "outputs": [], "error": answer["error"], "atol": atol, "rtol": rtol}
     else:

@@ -1,40 +1,33 @@
 """Check a `source` artifact (model.py and model.safetensors) with torch alone.
 
-Run as a script in its own interpreter (python -I source_check.py
-REQUEST.json), never imported: onnx2torch and onnx2pt's helpers are blocked
-before anything else, so code that needs them fails here instead of on its
-user's machine. The request names the folder, the class, .npz files of
-each probe's inputs (the outputs go to .npz files beside them), the ONNX
-inputs' shapes (for torch.export's dynamic dimensions) and whether to
-export. One JSON line on stdout answers:
+Loaded by artifact_check.py into the checker (never imported by
+onnx2pt_py): onnx2torch and onnx2pt's helpers are blocked there before
+anything else, so code that needs them fails here instead of on its user's
+machine. A request names the folder, the class, the sha256 of model.py and
+model.safetensors as written, .npz files of each probe's inputs (the
+outputs go to .npz files beside them), the ONNX inputs' shapes (for
+torch.export's dynamic dimensions) and whether to export. check() answers:
 
     {"error": null or why it failed,
      "imports": the top-level modules model.py imports,
      "gradients": {"parameters", "with_gradient", "finite", "missing", "nonfinite"},
      "export": {"ok", "error", "max_abs_diff"}}
 
-Nothing here unpickles: .npz files are read with allow_pickle=False, the
-weights with safetensors (or, where that package is missing, by reading
-its format directly).
+Each file is read once and used only if those bytes hash to the sha256
+written. Nothing here unpickles: .npz files are read with
+allow_pickle=False, the weights with safetensors (or, where that package
+is missing, by reading its format directly).
 """
 
+import ast
+import hashlib
+import json
+import os
 import sys
+import types
 
-# No __pycache__ left in the folder that is published.
-sys.dont_write_bytecode = True
-
-# Blocked, not merely unused: importing them now raises ImportError.
-BLOCKED = ("onnx2torch", "onnx2pt_py")
-for _name in BLOCKED:
-    sys.modules[_name] = None
-
-import ast  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 MODULE_NAME = "onnx2pt_source_model"
 
@@ -57,18 +50,17 @@ _DTYPES = {
 }
 
 
-def load_safetensors(path):
-    """{name: tensor} from a .safetensors file."""
+def load_safetensors(data):
+    """{name: tensor} from the bytes of a .safetensors file."""
     try:
-        from safetensors.torch import load_file
+        from safetensors.torch import load
     except ImportError:
-        load_file = None
-    if load_file is not None:
-        return load_file(path)
-    with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
-        data = f.read()
+        load = None
+    if load is not None:
+        return load(data)
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    data = data[8 + size :]
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -83,12 +75,25 @@ def load_safetensors(path):
     return out
 
 
-def imports_of(path):
-    """The top-level module names model.py imports."""
-    with open(path) as f:
-        tree = ast.parse(f.read())
+class Changed(Exception):
+    """A file does not hold the bytes that were written."""
+
+
+def read(folder, name, sha256):
+    """The bytes of folder/name, if they hash to sha256[name] (no hash given:
+    any bytes)."""
+    with open(os.path.join(folder, name), "rb") as f:
+        data = f.read()
+    want = (sha256 or {}).get(name)
+    if want and hashlib.sha256(data).hexdigest() != want:
+        raise Changed(f"{name} changed after it was written; refusing to load it")
+    return data
+
+
+def imports_of(code):
+    """The top-level module names the code imports."""
     names = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.Import):
             names.update(a.name.split(".")[0] for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -96,14 +101,18 @@ def imports_of(path):
     return sorted(names)
 
 
-def load(folder, class_name):
-    path = os.path.join(folder, "model.py")
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
-    module = importlib.util.module_from_spec(spec)
+def load(folder, class_name, code, weights):
+    """The model of code (model.py's bytes) with the weights (the
+    safetensors bytes), as a fresh module each time: one checker checks
+    many models."""
+    module = types.ModuleType(MODULE_NAME)
+    module.__file__ = os.path.join(folder, "model.py")
+    # As an import would (torch.export and dataclasses look it up); the
+    # next model's module replaces it.
     sys.modules[MODULE_NAME] = module
-    spec.loader.exec_module(module)
+    exec(compile(code, module.__file__, "exec"), module.__dict__)
     model = getattr(module, class_name)()
-    model.load_state_dict(load_safetensors(os.path.join(folder, "model.safetensors")), strict=True)
+    model.load_state_dict(load_safetensors(weights), strict=True)
     return model.eval()
 
 
@@ -220,13 +229,19 @@ def export(model, example, specs, probe):
 def check(request):
     answer = {"error": None, "imports": None, "gradients": None, "export": None}
     try:
-        answer["imports"] = imports_of(os.path.join(request["folder"], "model.py"))
-        model = load(request["folder"], request["class"])
+        folder, sha256 = request["folder"], request.get("sha256")
+        code = read(folder, "model.py", sha256)
+        answer["imports"] = imports_of(code)
+        model = load(folder, request["class"], code, read(folder, "model.safetensors", sha256))
         probes = [read_inputs(p["inputs"]) for p in request["probes"]]
         for probe, inputs in zip(request["probes"], probes):
             with torch.no_grad():
                 outs = outputs_of(model(*inputs))
             np.savez(probe["outputs"], *[o.detach().numpy() for o in outs])
+    except Changed as e:
+        answer["error"] = str(e)
+        answer["changed"] = True
+        return answer
     except Exception as e:  # the parent reports it as the artifact's failure
         answer["error"] = cause(e)
         return answer
@@ -240,21 +255,3 @@ def check(request):
         example = read_inputs(request["example"]) if request.get("example") else largest
         answer["export"] = export(model, example, request.get("specs"), probes[0])
     return answer
-
-
-def main():
-    try:
-        import onnx2torch  # noqa: F401
-
-        print(json.dumps({"error": "onnx2torch could be imported; the check is not isolated"}), flush=True)
-        return 1
-    except ImportError:
-        pass
-    with open(sys.argv[1]) as f:
-        request = json.load(f)
-    print(json.dumps(check(request)), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

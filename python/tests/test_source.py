@@ -208,6 +208,37 @@ def test_the_check_reports_a_state_that_does_not_load_strictly(resnet8, tmp_path
     assert answer["outputs"] is None and "dense.bias" in answer["error"]
 
 
+def test_the_check_refuses_files_other_than_those_written(resnet8, tmp_path):
+    """Each file is read once and used only if it hashes to what was written:
+    model.py runs in the checker."""
+    _, folder, summary = resnet8
+    for name in ("model.py", "model.safetensors"):
+        (tmp_path / name).write_bytes(open(os.path.join(folder, name), "rb").read())
+    probe = [[np.zeros((1, 32, 32, 3), np.float32)]]
+    answer = source.check(str(tmp_path), summary["class"], probe, export=False, sha256=summary["sha256"])
+    assert answer["error"] is None, answer
+    with open(tmp_path / "model.py", "a") as f:
+        f.write("\nraise SystemExit('ran a model.py that was not written')\n")
+    answer = source.check(str(tmp_path), summary["class"], probe, export=False, sha256=summary["sha256"])
+    assert answer["outputs"] is None and answer.get("changed"), answer
+    assert answer["error"] == "model.py changed after it was written; refusing to load it"
+
+
+def test_one_checker_checks_many_models_each_in_a_module_of_its_own(resnet8, tmp_path):
+    """The checker outlives a check: a second model.py with the same class
+    name gets its own module, not the first one's classes."""
+    _, folder, summary = resnet8
+    (tmp_path / "model.py").write_text(
+        f"import torch\n\n\nclass {summary['class']}(torch.nn.Module):\n"
+        "    def forward(self, x):\n        return x.sum(dim=(1, 2, 3))\n"
+    )
+    source.save_safetensors({}, str(tmp_path / "model.safetensors"))
+    first = source.check(str(folder), summary["class"], [[np.ones((2, 32, 32, 3), np.float32)]], export=False)
+    second = source.check(str(tmp_path), summary["class"], [[np.ones((2, 32, 32, 3), np.float32)]], export=False)
+    assert first["outputs"][0][0].shape == (2, 10)
+    np.testing.assert_array_equal(second["outputs"][0][0], [3072.0, 3072.0])
+
+
 # -- names ----------------------------------------------------------------------------
 
 
