@@ -21,12 +21,20 @@ entry per model:
                dims, int_bounds; verify.dims in a config): sizes for
                dimensions that must agree, as a past and a new sequence
                with their sum
+
+Exports take minutes, so each model is built once per generator and
+package versions and kept in a cache (see cache_folder), shared by the
+Python tests, the Go tests and the tools; build() copies it from there.
 """
 
 import argparse
+import fcntl
 import functools
+import hashlib
+import importlib.metadata
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -249,30 +257,111 @@ def build(out_dir, only=None, realistic=False):
     unknown = set(only or ()) - {s.name for s in chosen}
     if unknown:
         raise ValueError(f"no such family model: {', '.join(sorted(unknown))}")
+    cache = cache_folder()
     entries = []
     for spec in chosen:
         # Each model in its own folder: the dynamo exporter writes external
         # data beside the model, named after it.
         folder = os.path.join(out_dir, spec.name)
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, spec.name + ".onnx")
-        start = time.perf_counter()
-        info = spec.make(path, spec, realistic)
-        entries.append(
-            {
-                "name": spec.name,
-                "path": path,
-                "expect": spec.expect,
-                "fails_on": spec.fails_on,
-                "node": spec.node,
-                "family": spec.family,
-                "exporter": spec.exporter,
-                "verify": spec.verify,
-                **info,
-                "build_seconds": round(time.perf_counter() - start, 2),
-            }
-        )
+        if cache is None:
+            entry = _build_one(spec, folder, realistic)
+        else:
+            entry = _cached(spec, folder, realistic, cache)
+        entries.append({**entry, "path": os.path.join(folder, spec.name + ".onnx")})
     return entries
+
+
+def _build_one(spec, folder, realistic):
+    """Build spec's model into folder; its entry, path aside."""
+    os.makedirs(folder, exist_ok=True)
+    start = time.perf_counter()
+    info = spec.make(os.path.join(folder, spec.name + ".onnx"), spec, realistic)
+    return {
+        "name": spec.name,
+        "expect": spec.expect,
+        "fails_on": spec.fails_on,
+        "node": spec.node,
+        "family": spec.family,
+        "exporter": spec.exporter,
+        "verify": spec.verify,
+        **info,
+        "build_seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+# -- the cache ---------------------------------------------------------------
+
+CACHE_ENV = "ONNX2PT_FAMILIES_CACHE"  # a folder, or "off"
+# What a model's build depends on beyond this file.
+BUILT_WITH = ("torch", "torchvision", "onnx", "onnxscript", "onnxruntime", "transformers", "onnxconverter-common")
+# Other generators' and versions' models are removed after this long unused.
+CACHE_DAYS = 14
+
+
+def cache_folder():
+    """$ONNX2PT_FAMILIES_CACHE, or onnx2pt/test-families under the user's
+    cache folder; None when that variable is "off"."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen == "off":
+        return None
+    if chosen:
+        return chosen
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "onnx2pt", "test-families")
+
+
+@functools.cache
+def generator_key():
+    """A hash of this file, the packages the models are built with, and the
+    Python: a model built under the same key is the same model."""
+    h = hashlib.sha256()
+    with open(os.path.abspath(__file__), "rb") as f:
+        h.update(f.read())
+    for package in BUILT_WITH + ("numpy",):
+        try:
+            version = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            version = None
+        h.update(f"{package}={version};".encode())
+    h.update(sys.version.encode())
+    return h.hexdigest()[:20]
+
+
+def _cached(spec, folder, realistic, cache):
+    """Copy spec's model from the cache into folder, building it there first
+    if it is not there (under a lock: the Python and Go tests may build the
+    same model at once); its entry, path aside."""
+    root = os.path.join(cache, generator_key())
+    os.makedirs(root, exist_ok=True)
+    name = spec.name + ("-realistic" if realistic else "")
+    kept = os.path.join(root, name)
+    with open(kept + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(kept, "entry.json")):
+            _prune(cache, keep=root)
+            shutil.rmtree(kept, ignore_errors=True)  # a build cut short
+            tmp = tempfile.mkdtemp(dir=root, prefix=f".{name}-")
+            try:
+                entry = _build_one(spec, os.path.join(tmp, "model"), realistic)
+                with open(os.path.join(tmp, "entry.json"), "w") as f:
+                    json.dump(entry, f)
+                os.rename(tmp, kept)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    os.utime(root)  # in use: not pruned
+    with open(os.path.join(kept, "entry.json")) as f:
+        entry = json.load(f)
+    shutil.copytree(os.path.join(kept, "model"), folder, dirs_exist_ok=True)
+    return entry
+
+
+def _prune(cache, keep):
+    """Remove the models of other keys unused for CACHE_DAYS."""
+    cutoff = time.time() - CACHE_DAYS * 86400
+    for entry in os.scandir(cache):
+        if entry.path != keep and entry.is_dir() and entry.stat().st_mtime < cutoff:
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 # -- torch models ------------------------------------------------------------

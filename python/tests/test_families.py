@@ -192,3 +192,25 @@ def test_the_recurrent_initial_states_are_inputs_with_the_batch_second(suite):
         ("h0", [1, "batch", 32]),
         ("c0", [1, "batch", 32]),
     ]
+
+
+def test_a_model_is_built_once_per_generator_and_package_versions(tmp_path, monkeypatch):
+    monkeypatch.setenv(families.CACHE_ENV, str(tmp_path / "cache"))
+    (first,) = families.build(str(tmp_path / "a"), only=["glu_mlp"])
+
+    def build_one(*args):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(families, "_build_one", build_one)
+    (second,) = families.build(str(tmp_path / "b"), only=["glu_mlp"])
+    assert second["path"] == str(tmp_path / "b" / "glu_mlp" / "glu_mlp.onnx")
+    assert {**second, "path": None} == {**first, "path": None}
+    with open(first["path"], "rb") as a, open(second["path"], "rb") as b:
+        assert a.read() == b.read()
+    # Another generator or other package versions: built anew.
+    monkeypatch.setattr(families, "generator_key", lambda: "another")
+    with pytest.raises(AssertionError, match="built again"):
+        families.build(str(tmp_path / "c"), only=["glu_mlp"])
+    monkeypatch.setenv(families.CACHE_ENV, "off")
+    with pytest.raises(AssertionError, match="built again"):
+        families.build(str(tmp_path / "d"), only=["glu_mlp"])
