@@ -30,6 +30,7 @@ onnx.save(model, "m.onnx")
 `
 
 func TestAPortableArtifactThatFails(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, dir, computedReshape)
 
@@ -83,6 +84,7 @@ func TestAPortableArtifactThatFails(t *testing.T) {
 // Formats an earlier conversion wrote and a later one does not are removed
 // with it: no file is left that the report does not vouch for.
 func TestArtifactsNoLongerAskedForAreRemoved(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	if r := onnx2pt(t, dir, "convert", "resnet8.onnx"); r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)

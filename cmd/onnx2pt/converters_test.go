@@ -76,6 +76,7 @@ func writeText(t *testing.T, path, text string) {
 }
 
 func TestAUserConverterConvertsACustomOp(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, dir, myScaleModel)
 	ops := filepath.Join(dir, "ops", "my_ops.py")
@@ -161,6 +162,7 @@ for model in (torch.load("my_scale.pt", weights_only=False)["model"], torch.jit.
 }
 
 func TestAConverterThatDoesNotImportIsNamed(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, dir, myScaleModel)
 	writeText(t, filepath.Join(dir, "bad_ops.py"), "import torch\n\ndef convert(node, graph)\n    pass\n")

@@ -3,6 +3,11 @@ package main
 // End-to-end tests: build the real binary, run it on the real ResNet8 with
 // the real virtualenv (torch, onnx2torch, onnxruntime), and check what a
 // user would see and get.
+//
+// Most tests run in parallel: each works in folders of its own, and a
+// conversion leaves a core idle while processes start. Those that time a
+// stop or a timeout, or change the shared virtualenv, do not: Go runs them
+// first, one at a time.
 
 import (
 	"bufio"
@@ -119,6 +124,7 @@ func workdir(t *testing.T) string {
 }
 
 func TestConvertResNet8(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	if err := os.Mkdir(filepath.Join(dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
@@ -419,6 +425,7 @@ func fileSHA256(t *testing.T, path string) string {
 }
 
 func TestBadInputFailsCleanly(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name    string
 		content *string // nil: the file does not exist
@@ -472,6 +479,7 @@ func TestBadInputFailsCleanly(t *testing.T) {
 }
 
 func TestManyModelsOneInterpreter(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	if err := os.WriteFile(filepath.Join(dir, "broken.onnx"), []byte("not a model"), 0o644); err != nil {
 		t.Fatal(err)
@@ -548,6 +556,7 @@ func lastLine(s string) string {
 func ptr(s string) *string { return &s }
 
 func TestInspect(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	r := onnx2pt(t, dir, "inspect", "resnet8.onnx")
 	if r.code != 0 {
@@ -613,6 +622,7 @@ func interruptAt(t *testing.T, cmd *exec.Cmd, marker string, delay time.Duration
 }
 
 func TestFailFastStopsAtTheFirstFailure(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	if err := os.WriteFile(filepath.Join(dir, "broken.onnx"), []byte("not a model"), 0o644); err != nil {
 		t.Fatal(err)
@@ -629,6 +639,7 @@ func TestFailFastStopsAtTheFirstFailure(t *testing.T) {
 }
 
 func TestUnchangedModelsAreNotConvertedAgain(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	args := []string{"convert", "--input", "resnet8.onnx", "-v"}
 	if r := onnx2pt(t, dir, args...); r.code != 0 {

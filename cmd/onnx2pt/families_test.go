@@ -78,6 +78,7 @@ func TestFamilies(t *testing.T) {
 	if testing.Short() {
 		t.Skip("generates and converts the whole family suite (minutes)")
 	}
+	t.Parallel()
 	dir := t.TempDir()
 	started := time.Now()
 	models := generateFamilies(t, dir)

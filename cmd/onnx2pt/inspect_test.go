@@ -59,6 +59,7 @@ func writeVerdictModels(t *testing.T) string {
 var verdictArgs = []string{"inspect", "mul.onnx", "same_pad.onnx", "dynamic_pad.onnx", "custom.onnx", "garbage.onnx"}
 
 func TestInspectVerdicts(t *testing.T) {
+	t.Parallel()
 	dir := writeVerdictModels(t)
 	r := onnx2pt(t, dir, verdictArgs...)
 	if r.code != 1 {
@@ -99,6 +100,7 @@ func TestInspectVerdicts(t *testing.T) {
 }
 
 func TestInspectJSONVerdicts(t *testing.T) {
+	t.Parallel()
 	dir := writeVerdictModels(t)
 	r := onnx2pt(t, dir, append([]string{verdictArgs[0], "--json"}, verdictArgs[1:]...)...)
 	if r.code != 1 {
@@ -146,6 +148,7 @@ func TestInspectJSONVerdicts(t *testing.T) {
 
 // A model that does not exist gets convert's message, before Python starts.
 func TestInspectMissingModel(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	inspect := onnx2pt(t, dir, "inspect", "nope.onnx")
 	convert := onnx2pt(t, dir, "convert", "nope.onnx")

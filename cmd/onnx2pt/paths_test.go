@@ -15,6 +15,7 @@ import (
 // The repository's own config, run from elsewhere, converts the reference
 // model with the repository's virtualenv and writes beside the model.
 func TestConfigFromAnotherDirectory(t *testing.T) {
+	t.Parallel()
 	if filepath.Clean(venvDir) != filepath.Join(repoRoot, ".venv") {
 		t.Skip("the tests use another virtualenv (ONNX2PT_TEST_VENV); the config names the repository's")
 	}
@@ -43,6 +44,7 @@ func TestConfigFromAnotherDirectory(t *testing.T) {
 }
 
 func TestModelsAsArguments(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	copies(t, dir, 2) // m0.onnx, m1.onnx beside resnet8.onnx
 	ready := regexp.MustCompile(`Worker \d+ ready`)
@@ -77,6 +79,7 @@ func TestModelsAsArguments(t *testing.T) {
 // config's paths resolve against its own folder, and the report's do not
 // tie it to the directory it was written from.
 func TestUpToDateFromAnyDirectory(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	cfgDir := filepath.Join(dir, "config")
 	if err := os.Mkdir(cfgDir, 0o755); err != nil {

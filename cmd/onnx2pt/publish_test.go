@@ -107,6 +107,7 @@ func checkWhole(t *testing.T, dir string, before map[string]string, wantNew bool
 }
 
 func TestAnInterruptDuringPublishingLetsItFinish(t *testing.T) {
+	t.Parallel()
 	dir, before := converted(t)
 	tmp := t.TempDir()
 	cmd, log := slowPublish(t, dir, tmp)
@@ -120,6 +121,7 @@ func TestAnInterruptDuringPublishingLetsItFinish(t *testing.T) {
 }
 
 func TestAWorkerKilledDuringPublishingIsRolledBack(t *testing.T) {
+	t.Parallel()
 	dir, before := converted(t)
 	tmp := t.TempDir()
 	cmd, log := slowPublish(t, dir, tmp)
@@ -135,6 +137,7 @@ func TestAWorkerKilledDuringPublishingIsRolledBack(t *testing.T) {
 }
 
 func TestASupervisorKilledDuringPublishingLeavesNothingBehind(t *testing.T) {
+	t.Parallel()
 	dir, before := converted(t)
 	tmp := t.TempDir()
 	cmd, log := slowPublish(t, dir, tmp)
@@ -154,6 +157,7 @@ func TestASupervisorKilledDuringPublishingLeavesNothingBehind(t *testing.T) {
 }
 
 func TestKilledWorkersLeaveNoTemporaryFolder(t *testing.T) {
+	t.Parallel()
 	dir, tmp := t.TempDir(), t.TempDir()
 	python(t, dir, customOpModel, "Hang", "hang.onnx")
 	writeConfig(t, filepath.Join(dir, "batch.yaml"), "hang.onnx")

@@ -40,6 +40,7 @@ onnx.save(model, "ext.onnx", save_as_external_data=True, location="weights.bin",
 `
 
 func TestChangedExternalDataIsConvertedAgain(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, dir, externalModel, "2")
 	onnxBytes, _ := os.ReadFile(filepath.Join(dir, "ext.onnx"))
@@ -92,6 +93,7 @@ func TestChangedPackagesConvertAgain(t *testing.T) {
 }
 
 func TestFailedPublishKeepsEarlierOutputs(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	earlier := map[string]string{"resnet8.pt": "earlier model", "resnet8.state_dict.pt": "earlier weights"}
 	for name, content := range earlier {
@@ -130,6 +132,7 @@ onnx.save(model, "m.onnx")
 `
 
 func TestInfiniteOutputsVerify(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, dir, reluLog)
 	r := onnx2pt(t, dir, "convert", "--input", "m.onnx")
@@ -143,6 +146,7 @@ func TestInfiniteOutputsVerify(t *testing.T) {
 }
 
 func TestFailedVerificationWritesAFailureReport(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	r := onnx2pt(t, dir, "convert", "--input", "resnet8.onnx", "--atol", "1e-12", "--rtol", "1e-12")
 	if r.code != 1 || !strings.Contains(lastLine(r.stderr), "resnet8.failed.report.json") {
@@ -191,6 +195,7 @@ onnx.save(model, "m.onnx")
 `
 
 func TestAWrongConversionIsNotVerified(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, dir, logMatMul)
 	args := []string{"convert", "--input", "m.onnx", "--artifacts", "checkpoint,state_dict"}
@@ -230,6 +235,7 @@ onnx.save(model, "m.onnx")
 `
 
 func TestAnOutputWithNothingToCompareIsNotVerified(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, dir, alwaysNaN)
 	r := onnx2pt(t, dir, "convert", "--input", "m.onnx", "--artifacts", "checkpoint,state_dict")
@@ -258,6 +264,7 @@ open("c.yaml", "w").write("artifacts: [checkpoint]\nmodels:\n  - {input: m.onnx,
 `
 
 func TestVerboseShowsThePythonTraceback(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, dir, raising)
 	r := runCmd(t, hooked(t, dir, t.TempDir(), "convert", "-c", "c.yaml"))
@@ -285,6 +292,7 @@ onnx.save(model, "m.onnx")
 `
 
 func TestAFloat16ModelIsVerifiedAtItsPrecision(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	python(t, dir, det16)
 	r := onnx2pt(t, dir, "convert", "--input", "m.onnx", "--artifacts", "checkpoint,state_dict")

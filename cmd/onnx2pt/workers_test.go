@@ -263,6 +263,7 @@ func TestInterruptDuringANativeCall(t *testing.T) {
 }
 
 func TestWorkersAreRecycled(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	names := copies(t, dir, 3)
 	writeConfig(t, filepath.Join(dir, "batch.yaml"), names...)
@@ -303,6 +304,7 @@ func TestWorkersAreRecycled(t *testing.T) {
 }
 
 func TestShardsSplitTheBatch(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	names := copies(t, dir, 5)
 	writeConfig(t, filepath.Join(dir, "batch.yaml"), names...)
@@ -342,6 +344,7 @@ func TestShardsSplitTheBatch(t *testing.T) {
 // model in one run: whatever each does to its worker, the run finishes and
 // every file has an outcome.
 func TestFuzzBatch(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	orig, err := os.ReadFile(filepath.Join(dir, "resnet8.onnx"))
 	if err != nil {
@@ -430,6 +433,7 @@ func TestProgressOnATerminal(t *testing.T) {
 }
 
 func TestSummaryIntoAMissingFolderIsWritten(t *testing.T) {
+	t.Parallel()
 	dir := workdir(t)
 	args := []string{"convert", "--input", "resnet8.onnx", "--artifacts", "checkpoint"}
 	if r := onnx2pt(t, dir, args...); r.code != 0 {
