@@ -6,11 +6,12 @@ else, so an artifact that needs them fails here instead of on its user's
 machine. It serves requests one per line on stdin, each the path of a JSON
 file naming the artifact, its format, and .npz files of inputs; the outputs
 go to .npz files beside them, and one JSON line on stdout answers each
-request. The `source` format is checked by source_check.py, loaded here. .npz files are read with allow_pickle=False; TorchScript and
+request. .npz files are read with allow_pickle=False; TorchScript and
 torch.export archives with their own loaders (torch.export's unpickles), so
 an artifact is read once, and loaded from those bytes only if they hash to
 the sha256 the request gives (what the parent wrote): the file could be
-swapped between a hash and a second read.
+swapped between a hash and a second read. The `source` format is checked
+by source_check.py, loaded here.
 """
 
 import sys

@@ -101,10 +101,12 @@ def imports_of(code):
     return sorted(names)
 
 
-def load(folder, class_name, code, weights):
-    """The model of code (model.py's bytes) with the weights (the
-    safetensors bytes), as a fresh module each time: one checker checks
-    many models."""
+def load(folder, class_name, code, sha256):
+    """The model of code (model.py's bytes) with the folder's weights, as a
+    fresh module each time: one checker checks many models."""
+    # The file's bytes are let go before the module makes its own tensors:
+    # twice the weights at most, not three times.
+    state = load_safetensors(read(folder, "model.safetensors", sha256))
     module = types.ModuleType(MODULE_NAME)
     module.__file__ = os.path.join(folder, "model.py")
     # As an import would (torch.export and dataclasses look it up); the
@@ -112,7 +114,7 @@ def load(folder, class_name, code, weights):
     sys.modules[MODULE_NAME] = module
     exec(compile(code, module.__file__, "exec"), module.__dict__)
     model = getattr(module, class_name)()
-    model.load_state_dict(load_safetensors(weights), strict=True)
+    model.load_state_dict(state, strict=True)
     return model.eval()
 
 
@@ -232,7 +234,7 @@ def check(request):
         folder, sha256 = request["folder"], request.get("sha256")
         code = read(folder, "model.py", sha256)
         answer["imports"] = imports_of(code)
-        model = load(folder, request["class"], code, read(folder, "model.safetensors", sha256))
+        model = load(folder, request["class"], code, sha256)
         probes = [read_inputs(p["inputs"]) for p in request["probes"]]
         for probe, inputs in zip(request["probes"], probes):
             with torch.no_grad():
