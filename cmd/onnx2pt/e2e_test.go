@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -71,7 +72,11 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "provisioning %s: %v\n%s", venvDir, err, out)
 		return 1
 	}
-	return m.Run()
+	flag.Parse()
+	startFamilies(dir)
+	code := m.Run()
+	<-familySuite.done // its folder goes with dir
+	return code
 }
 
 type result struct {
