@@ -15,7 +15,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -72,11 +71,7 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "provisioning %s: %v\n%s", venvDir, err, out)
 		return 1
 	}
-	flag.Parse()
-	startFamilies(dir)
-	code := m.Run()
-	<-familySuite.done // its folder goes with dir
-	return code
+	return m.Run()
 }
 
 type result struct {

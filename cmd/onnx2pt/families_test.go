@@ -7,9 +7,7 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,11 +79,10 @@ func TestFamilies(t *testing.T) {
 		t.Skip("generates and converts the whole family suite (minutes)")
 	}
 	t.Parallel()
+	dir := t.TempDir()
 	started := time.Now()
-	suite, models := generatedFamilies(t)
-	t.Logf("%d models generated; waited %s for them", len(models), time.Since(started).Round(time.Second))
-	dir := t.TempDir() // a copy of the suite: -count=2 runs it twice
-	copyTree(t, filepath.Join(suite, "models"), filepath.Join(dir, "models"))
+	models := generateFamilies(t, dir)
+	t.Logf("generated %d models in %s", len(models), time.Since(started).Round(time.Second))
 
 	paths := make([]string, len(models))
 	for i, m := range models {
@@ -187,50 +184,17 @@ func familyRtol(rep familyReport) float64 {
 	return rtol
 }
 
-// familySuite is the family suite, written under dir/models by
-// startFamilies while the tests that run alone run.
-var familySuite struct {
-	dir  string
-	out  []byte
-	err  error
-	done chan struct{}
-}
-
-// startFamilies starts writing the family suite under parent with the dev
-// tools' python, unless -short or -run leaves TestFamilies out: exports
-// take minutes where no earlier run left them in the cache (families.py).
-func startFamilies(parent string) {
-	familySuite.done = make(chan struct{})
-	// -run's top-level part; go test itself reports a pattern that does not compile.
-	run, err := regexp.Compile(strings.SplitN(flag.Lookup("test.run").Value.String(), "/", 2)[0])
-	if testing.Short() || (err == nil && !run.MatchString("TestFamilies")) {
-		close(familySuite.done)
-		return
-	}
-	familySuite.dir = filepath.Join(parent, "families")
-	go func() {
-		defer close(familySuite.done)
-		if familySuite.err = os.Mkdir(familySuite.dir, 0o755); familySuite.err != nil {
-			return
-		}
-		cmd := exec.Command(devPython, filepath.Join(repoRoot, "python", "tests", "families.py"), "models")
-		cmd.Dir = familySuite.dir
-		familySuite.out, familySuite.err = cmd.CombinedOutput()
-	}()
-}
-
-// generatedFamilies waits for the suite and returns its folder and index,
-// with paths relative to that folder.
-func generatedFamilies(t *testing.T) (string, []familyModel) {
+// generateFamilies writes the suite under dir/models with the dev tools' python
+// and returns its index, with paths relative to dir.
+func generateFamilies(t *testing.T, dir string) []familyModel {
 	t.Helper()
-	<-familySuite.done
-	if familySuite.dir == "" {
-		t.Fatal("the family suite was not started (-short or -run)")
+	script := filepath.Join(repoRoot, "python", "tests", "families.py")
+	cmd := exec.Command(devPython, script, "models")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("generating the family suite: %v\n%s", err, out)
 	}
-	if familySuite.err != nil {
-		t.Fatalf("generating the family suite: %v\n%s", familySuite.err, familySuite.out)
-	}
-	data, err := os.ReadFile(filepath.Join(familySuite.dir, "models", "index.json"))
+	data, err := os.ReadFile(filepath.Join(dir, "models", "index.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,30 +205,7 @@ func generatedFamilies(t *testing.T) (string, []familyModel) {
 	if len(models) == 0 {
 		t.Fatal("the family suite is empty")
 	}
-	return familySuite.dir, models
-}
-
-// copyTree copies the folder src to dst. (Hard links would do, but onnx
-// refuses external data with more than one link.)
-func copyTree(t *testing.T, src, dst string) {
-	t.Helper()
-	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() {
-			return os.Mkdir(filepath.Join(dst, rel), 0o755)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	return models
 }
 
 // checkFamilyOutcome reports whether m converted, checking the files and
